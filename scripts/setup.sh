@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian package lathe needs to build, test and benchmark (Debian 12).
+# Safe to re-run: does nothing when everything is already installed.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libdnnl-dev            # oneDNN: CPU matrix products
+  nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
+  libgtest-dev           # unit tests
+  python3 python3-torch python3-numpy   # the independent PyTorch reference and the bench peer
+  libopenblas0-pthread   # an optimized BLAS for the PyTorch peer (Debian's torch uses libblas.so.3)
+  clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

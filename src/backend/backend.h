@@ -1,0 +1,95 @@
+// The device seam. Model and training code call matrix products and kernels only
+// through this interface, so a CUDA backend (cuBLASLt, cuDNN attention) replaces the CPU
+// one without touching them. All pointers are device pointers of the backend; matrices
+// are row-major; fp32 unless a signature says otherwise.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace lathe {
+
+// op(X) is X or its transpose. C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C,
+// where A is stored [M,K] (or [K,M] if trans_a) with row stride lda, likewise B.
+struct MatmulArgs {
+  int64_t M = 0, N = 0, K = 0;
+  const float* A = nullptr;
+  int64_t lda = 0;
+  bool trans_a = false;
+  const float* B = nullptr;
+  int64_t ldb = 0;
+  bool trans_b = false;
+  float* C = nullptr;
+  int64_t ldc = 0;
+  float alpha = 1.0f;
+  float beta = 0.0f;  // 0 (overwrite) or 1 (accumulate)
+};
+
+// Attention over a batch of rows [B,T] with packed q|k|v per token:
+// qkv[B*T, (H + 2*KV) * D]. doc_start[B*T] (nullable) gives, for each token, the position
+// in its row where its document begins; a query attends to keys in [doc_start, itself].
+struct AttentionArgs {
+  int64_t B = 0, T = 0, H = 0, KV = 0, D = 0;
+  const int32_t* doc_start = nullptr;
+};
+
+struct AdamWArgs {
+  float lr = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0;
+  int64_t step = 1;  // 1-based, for bias correction
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual int threads() const = 0;
+
+  // Device memory, zero-filled, 64-byte aligned.
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void free(void* p) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device
+  virtual void zero(void* p, size_t bytes) = 0;
+  virtual void sync() = 0;
+
+  virtual void matmul(const MatmulArgs& a) = 0;
+
+  // Kernels: see src/kernels/cpu/*.h for shapes and semantics.
+  virtual void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M,
+                                 int64_t C) = 0;
+  virtual void embedding_backward(float* dtable, const int32_t* ids, const float* dout, int64_t M,
+                                  int64_t C) = 0;
+  virtual void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t M,
+                               int64_t C, float eps) = 0;
+  virtual void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x,
+                                const float* w, const float* rstd, int64_t M, int64_t C) = 0;
+  virtual void rope_forward(float* qkv, const int32_t* pos, const float* cos_sin, int64_t M,
+                            int64_t heads, int64_t D, int64_t row_stride, bool inverse) = 0;
+  virtual void attention_forward(float* out, float* lse, const float* qkv,
+                                 const AttentionArgs& a) = 0;
+  virtual void attention_backward(float* dqkv, const float* dout, const float* out,
+                                  const float* lse, const float* qkv, const AttentionArgs& a) = 0;
+  virtual void swiglu_forward(float* h, const float* gate_up, int64_t M, int64_t I) = 0;
+  virtual void swiglu_backward(float* dgate_up, const float* dh, const float* gate_up, int64_t M,
+                               int64_t I) = 0;
+  // Rows of logits [M,V] become (softmax - onehot(target)) * scale, in place; rows whose
+  // target is -100 become zero. Returns the sum of -log softmax[target] over valid rows.
+  virtual double softmax_cross_entropy(float* logits, const int32_t* targets, int64_t M, int64_t V,
+                                       float scale) = 0;
+  virtual void round_to_bf16(float* x, size_t n) = 0;  // in place, round-to-nearest-even
+  virtual void scale(float* x, size_t n, float s) = 0;
+  virtual double sum_squares(const float* x, size_t n) = 0;
+  // One AdamW step (PyTorch semantics) over a flat range; if `compute` is not null it
+  // receives the updated weights rounded to bf16 (bf16 training) or copied (fp32).
+  virtual void adamw_step(float* param, const float* grad, float* m, float* v, float* compute,
+                          bool compute_bf16, size_t n, const AdamWArgs& a) = 0;
+};
+
+// threads = 0: all cores.
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+
+// Measured matrix-product peak (GFLOP/s) of this backend for square-ish products that
+// dominate Llama training, in the given precision ("fp32" or "bf16").
+double measure_matmul_peak_gflops(Backend& be, const std::string& precision);
+
+}  // namespace lathe

@@ -1,0 +1,111 @@
+// The CPU backend: oneDNN for matrix products, src/kernels/cpu for everything else,
+// OpenMP threads shared by both (oneDNN is built with the OpenMP runtime on Debian).
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/backend.h"
+#include "backend/cpu/onednn_matmul.h"
+#include "core/error.h"
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+
+namespace lathe {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) {
+    if (threads > 0) omp_set_num_threads(threads);
+    threads_ = omp_get_max_threads();
+  }
+  std::string name() const override { return "cpu"; }
+  int threads() const override { return threads_; }
+
+  void* alloc(size_t bytes) override {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) fail("out of host memory allocating ", bytes, " bytes");
+    std::memset(p, 0, rounded);
+    return p;
+  }
+  void free(void* p) override { std::free(p); }
+  void copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void zero(void* p, size_t bytes) override {
+    // Parallel: gradient buffers are hundreds of MB and one core cannot fill them fast.
+    char* c = static_cast<char*>(p);
+    const size_t chunk = 1 << 20;
+#pragma omp parallel for schedule(static)
+    for (size_t off = 0; off < bytes; off += chunk)
+      std::memset(c + off, 0, bytes - off < chunk ? bytes - off : chunk);
+  }
+  void sync() override {}
+
+  void matmul(const MatmulArgs& a) override { mm_.run(a); }
+
+  void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M,
+                         int64_t C) override {
+    cpu::embedding_forward(out, ids, table, M, C);
+  }
+  void embedding_backward(float* dtable, const int32_t* ids, const float* dout, int64_t M,
+                          int64_t C) override {
+    cpu::embedding_backward(dtable, ids, dout, M, C);
+  }
+  void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t M,
+                       int64_t C, float eps) override {
+    cpu::rmsnorm_forward(out, rstd, x, w, M, C, eps);
+  }
+  void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                        const float* rstd, int64_t M, int64_t C) override {
+    cpu::rmsnorm_backward(dx, dw, dout, x, w, rstd, M, C);
+  }
+  void rope_forward(float* qkv, const int32_t* pos, const float* cos_sin, int64_t M,
+                    int64_t heads, int64_t D, int64_t row_stride, bool inverse) override {
+    cpu::rope_apply(qkv, pos, cos_sin, M, heads, D, row_stride, inverse);
+  }
+  void attention_forward(float* out, float* lse, const float* qkv,
+                         const AttentionArgs& a) override {
+    cpu::attention_forward(out, lse, qkv, a);
+  }
+  void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
+                          const float* qkv, const AttentionArgs& a) override {
+    cpu::attention_backward(dqkv, dout, out, lse, qkv, a);
+  }
+  void swiglu_forward(float* h, const float* gate_up, int64_t M, int64_t I) override {
+    cpu::swiglu_forward(h, gate_up, M, I);
+  }
+  void swiglu_backward(float* dgate_up, const float* dh, const float* gate_up, int64_t M,
+                       int64_t I) override {
+    cpu::swiglu_backward(dgate_up, dh, gate_up, M, I);
+  }
+  double softmax_cross_entropy(float* logits, const int32_t* targets, int64_t M, int64_t V,
+                               float scale) override {
+    return cpu::softmax_cross_entropy(logits, targets, M, V, scale);
+  }
+  void round_to_bf16(float* x, size_t n) override { cpu::round_to_bf16(x, n); }
+  void scale(float* x, size_t n, float s) override { cpu::scale(x, n, s); }
+  double sum_squares(const float* x, size_t n) override { return cpu::sum_squares(x, n); }
+  void adamw_step(float* param, const float* grad, float* m, float* v, float* compute,
+                  bool compute_bf16, size_t n, const AdamWArgs& a) override {
+    cpu::adamw_step(param, grad, m, v, compute, compute_bf16, n, a);
+  }
+
+ private:
+  int threads_ = 1;
+  OnednnMatmul mm_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace lathe

@@ -1,0 +1,125 @@
+// lathe bench: training throughput, MFU and memory of a model shape on this machine,
+// or (--peak) the matrix-product peak that MFU is measured against.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "cli/verbs.h"
+#include "model/llama.h"
+#include "train/optimizer.h"
+
+namespace lathe::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+const Clock::time_point g_process_start = Clock::now();
+
+struct BenchOptions {
+  std::string model_config;
+  int64_t batch = 4, seq = 256, steps = 5, warmup = 1;
+  int threads = 0;
+  std::string precision = "bf16";
+  bool checkpointing = false;
+  bool peak = false;
+};
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+int run_bench(const BenchOptions& o) {
+  auto be = make_cpu_backend(o.threads);
+  if (o.peak) {
+    const double fp32 = measure_matmul_peak_gflops(*be, "fp32");
+    nlohmann::json j = {{"backend", be->name()}, {"threads", be->threads()},
+                        {"matmul_peak_gflops", fp32}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  const auto t_start = g_process_start;
+  const LlamaConfig cfg = llama_config_from_json_file(o.model_config);
+  LlamaModel model(cfg, *be, precision_from_name(o.precision), o.checkpointing);
+  model.init_random(1);
+  OptimizerSettings os;
+  os.grad_clip = 1.0;
+  os.weight_decay = 0.0;
+  AdamW opt(*be, model.num_params(), os);
+
+  Batch b;
+  b.B = o.batch, b.T = o.seq;
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> tok(0, int32_t(cfg.vocab_size - 1));
+  for (int64_t i = 0; i < b.B * b.T; ++i) b.input_ids.push_back(tok(rng));
+  b.targets.resize(b.input_ids.size());
+  for (int64_t i = 0; i < b.B * b.T; ++i)
+    b.targets[size_t(i)] = (i % b.T == b.T - 1) ? -100 : b.input_ids[size_t(i + 1)];
+  const float scale = 1.0f / float(b.num_targets());
+
+  const double peak = measure_matmul_peak_gflops(*be, o.precision);
+  double startup = 0;
+  std::vector<double> times;
+  for (int64_t s = 0; s < o.warmup + o.steps; ++s) {
+    const auto t0 = Clock::now();
+    if (s == 0) startup = std::chrono::duration<double>(t0 - t_start).count();
+    model.zero_grads();
+    model.forward_backward(b, scale);
+    opt.step(model, 1e-4, s + 1);
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (s >= o.warmup) times.push_back(dt);
+  }
+  std::sort(times.begin(), times.end());
+  const double step_time = times[times.size() / 2];
+  const double tokens = double(b.B * b.T);
+  const double flops = train_flops_per_token(cfg, b.T) * tokens;
+  nlohmann::json j = {{"engine", "lathe"},
+                      {"precision", o.precision},
+                      {"threads", be->threads()},
+                      {"batch", b.B},
+                      {"seq", b.T},
+                      {"params", model.num_params()},
+                      {"activation_checkpointing", o.checkpointing},
+                      {"tokens_per_s", tokens / step_time},
+                      {"step_time_s", step_time},
+                      {"model_tflop_per_step", flops / 1e12},
+                      {"matmul_peak_gflops", peak},
+                      {"mfu", flops / step_time / (peak * 1e9)},
+                      {"peak_rss_mb", peak_rss_mb()},
+                      {"startup_to_first_step_s", startup}};
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+Action add_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Measure training tokens/s, MFU and memory on this machine");
+  auto o = std::make_shared<BenchOptions>();
+  cmd->add_option("--model-config", o->model_config, "HF config.json of the model shape");
+  cmd->add_option("--batch", o->batch, "micro-batch size")->capture_default_str();
+  cmd->add_option("--seq", o->seq, "tokens per row")->capture_default_str();
+  cmd->add_option("--steps", o->steps, "timed steps (median reported)")->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "0 = all cores")->capture_default_str();
+  cmd->add_option("--precision", o->precision, "fp32 or bf16")->capture_default_str();
+  cmd->add_flag("--activation-checkpointing", o->checkpointing, "recompute layers in backward");
+  cmd->add_flag("--peak", o->peak, "only measure the matrix-product peak (GFLOP/s)");
+  return [o]() {
+    if (!o->peak && o->model_config.empty()) {
+      std::fprintf(stderr, "error: lathe bench needs --model-config FILE (or --peak)\n");
+      return 2;
+    }
+    return run_bench(*o);
+  };
+}
+
+}  // namespace lathe::cli

@@ -1,0 +1,37 @@
+// lathe <verb>: one binary, one thin file per verb.
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "cli/verbs.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lathe: fine-tune Llama-family models natively (no Python in the loop)", "lathe"};
+  app.set_version_flag("--version", "lathe 0.1.0");
+  app.require_subcommand(1);
+  std::vector<std::pair<CLI::App*, lathe::cli::Action>> verbs;
+  auto add = [&](lathe::cli::Action (*f)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    lathe::cli::Action a = f(app);
+    verbs.emplace_back(app.get_subcommands({})[before], a);
+  };
+  add(lathe::cli::add_train);
+  add(lathe::cli::add_bench);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, action] : verbs)
+      if (sub->parsed()) return action();
+  } catch (const lathe::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

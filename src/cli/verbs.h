@@ -1,0 +1,12 @@
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace lathe::cli {
+
+// Each verb adds its subcommand and returns the action to run when it is chosen.
+using Action = std::function<int()>;
+Action add_train(CLI::App& app);
+Action add_bench(CLI::App& app);
+
+}  // namespace lathe::cli

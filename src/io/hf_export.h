@@ -1,0 +1,16 @@
+// Writes a Hugging Face model folder that transformers loads unchanged: config.json,
+// model.safetensors (or shards + index), and the input folder's tokenizer files.
+#pragma once
+#include <string>
+
+#include "core/dtype.h"
+
+namespace lathe {
+
+class LlamaModel;
+
+// Writes into <dir>.tmp and renames to <dir> when complete.
+void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtype,
+                     const std::string& source_folder);
+
+}  // namespace lathe

@@ -1,0 +1,30 @@
+#include "kernels/cpu/adamw.h"
+
+#include <cmath>
+
+#include "core/dtype.h"
+#include "kernels/cpu/hot.h"
+
+namespace lathe::cpu {
+
+LATHE_HOT void adamw_step(float* p, const float* g, float* m, float* v, float* compute,
+                          bool compute_bf16, size_t n, const AdamWArgs& a) {
+  const float b1 = a.beta1, b2 = a.beta2;
+  const float bc1 = 1.0f - float(std::pow(double(b1), double(a.step)));
+  const float bc2_sqrt = float(std::sqrt(1.0 - std::pow(double(b2), double(a.step))));
+  const float step_size = a.lr / bc1;
+  const float decay = 1.0f - a.lr * a.weight_decay;
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = b1 * m[i] + (1.0f - b1) * gi;
+    const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const float pi = p[i] * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + a.eps);
+    p[i] = pi;
+    if (compute) compute[i] = compute_bf16 ? bf16_to_f32(f32_to_bf16(pi)) : pi;
+  }
+}
+
+}  // namespace lathe::cpu

@@ -1,0 +1,46 @@
+#include "kernels/cpu/elementwise.h"
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/hot.h"
+
+namespace lathe::cpu {
+
+LATHE_HOT void round_to_bf16(float* x, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &x[i], 4);
+    // Round to nearest even on the upper 16 bits; NaN stays NaN (mantissa kept non-zero).
+    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+    u = nan ? (u | 0x00400000u) & 0xffff0000u : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    std::memcpy(&x[i], &u, 4);
+  }
+}
+
+LATHE_HOT void scale(float* x, size_t n, float s) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+LATHE_HOT double sum_squares(const float* x, size_t n) {
+  // Blocks of fp32 sums added in fp64 in block order: accurate, and the same bits on
+  // every run (an OpenMP reduction adds in thread-arrival order, which would make
+  // clipping, and so resumed runs, differ in the last bit).
+  const size_t blocks = (n + 4095) / 4096;
+  std::vector<double> partial(blocks);
+#pragma omp parallel for schedule(static)
+  for (size_t b = 0; b < blocks; ++b) {
+    float s = 0;
+    const size_t end = (b + 1) * 4096 < n ? (b + 1) * 4096 : n;
+    for (size_t i = b * 4096; i < end; ++i) s += x[i] * x[i];
+    partial[b] = s;
+  }
+  double total = 0;
+  for (double s : partial) total += s;
+  return total;
+}
+
+}  // namespace lathe::cpu

@@ -1,0 +1,391 @@
+#include "model/llama.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace lathe {
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? "," : "") << shape[i];
+  os << ']';
+  return os.str();
+}
+
+}  // namespace
+
+Precision precision_from_name(const std::string& name) {
+  if (name == "fp32") return Precision::FP32;
+  if (name == "bf16") return Precision::BF16;
+  fail("unknown precision '", name, "': use fp32 or bf16");
+}
+
+std::vector<float> rope_table(const LlamaConfig& c, int64_t T) {
+  const int64_t D = c.head_dim, half = D / 2;
+  std::vector<double> inv_freq(half);
+  for (int64_t i = 0; i < half; ++i)
+    inv_freq[i] = 1.0 / std::pow(c.rope_theta, double(2 * i) / double(D));
+  if (c.rope_scaling.type == "llama3") {
+    // Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth ramp between.
+    const RopeScaling& s = c.rope_scaling;
+    const double old_ctx = double(s.original_max_position_embeddings);
+    const double low_wavelen = old_ctx / s.low_freq_factor;
+    const double high_wavelen = old_ctx / s.high_freq_factor;
+    for (double& f : inv_freq) {
+      const double wavelen = 2 * M_PI / f;
+      if (wavelen > low_wavelen) {
+        f = f / s.factor;
+      } else if (wavelen >= high_wavelen) {
+        const double smooth =
+            (old_ctx / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        f = (1 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+  }
+  std::vector<float> t(size_t(T * D));
+  for (int64_t p = 0; p < T; ++p)
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = double(p) * inv_freq[i];
+      t[p * D + i] = float(std::cos(a));
+      t[p * D + half + i] = float(std::sin(a));
+    }
+  return t;
+}
+
+LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
+                       bool activation_checkpointing)
+    : cfg_(cfg),
+      be_(be),
+      precision_(precision),
+      checkpointing_(activation_checkpointing),
+      table_(make_param_table(cfg)) {
+  params_ = DeviceBuffer<float>(be_, table_.total);
+  grads_ = DeviceBuffer<float>(be_, table_.total);
+  if (precision_ == Precision::BF16) compute_ = DeviceBuffer<float>(be_, table_.total);
+}
+
+void LlamaModel::load(const SafetensorsModel& weights) {
+  for (const ParamEntry& e : table_.entries) {
+    const TensorInfo& t = weights.get(e.name);
+    LATHE_CHECK(t.shape == e.shape, t.file, ": tensor '", e.name, "' has shape ",
+                shape_str(t.shape), " but config.json implies ", shape_str(e.shape),
+                ": the weights do not belong to this config");
+    convert_to_f32(t.data, t.dtype, params_.get() + e.offset, e.numel);
+  }
+  refresh_compute_weights();
+}
+
+void LlamaModel::init_random(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  float* p = params_.get();
+  for (const ParamEntry& e : table_.entries) {
+    const bool is_norm = e.shape.size() == 1;
+    for (size_t i = 0; i < e.numel; ++i) p[e.offset + i] = is_norm ? 1.0f : normal(rng);
+  }
+  refresh_compute_weights();
+}
+
+void LlamaModel::refresh_compute_weights() {
+  if (!compute_.get()) return;
+  be_.copy(compute_.get(), params_.get(), table_.total * sizeof(float));
+  be_.round_to_bf16(compute_.get(), table_.total);
+}
+
+std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
+                                                      std::vector<uint8_t>& storage) const {
+  storage.resize(table_.total * dtype_size(out_dtype));
+  convert_from_f32(params_.get(), storage.data(), out_dtype, table_.total);
+  std::vector<TensorToWrite> out;
+  for (const ParamEntry& e : table_.entries)
+    out.push_back({e.name, out_dtype, e.shape, storage.data() + e.offset * dtype_size(out_dtype)});
+  return out;
+}
+
+void LlamaModel::zero_grads() { be_.zero(grads_.get(), table_.total * sizeof(float)); }
+
+void LlamaModel::maybe_round(float* x, size_t n) {
+  // bf16 training: inputs of matrix products carry bf16 precision, as under autocast;
+  // the products themselves accumulate in fp32.
+  if (precision_ == Precision::BF16) be_.round_to_bf16(x, n);
+}
+
+// y[M,N] (+)= x[M,K] · w[N,K]ᵀ — a linear layer in HF's weight layout.
+void LlamaModel::matmul_xwT(float* y, const float* x, const float* w, int64_t M, int64_t N,
+                            int64_t K, float beta) {
+  MatmulArgs a;
+  a.M = M, a.N = N, a.K = K;
+  a.A = x, a.lda = K;
+  a.B = w, a.ldb = K, a.trans_b = true;
+  a.C = y, a.ldc = N, a.beta = beta;
+  be_.matmul(a);
+}
+
+void LlamaModel::ensure_rope(int64_t T) {
+  if (T <= rope_len_) return;
+  std::vector<float> t = rope_table(cfg_, T);
+  rope_ = DeviceBuffer<float>(be_, t.size());
+  be_.copy(rope_.get(), t.data(), t.size() * sizeof(float));
+  rope_len_ = T;
+}
+
+void LlamaModel::ensure_buffers(int64_t B, int64_t T) {
+  const size_t M = size_t(B * T);
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, H = cfg_.num_attention_heads;
+  const int64_t S = cfg_.q_dim() + 2 * cfg_.kv_dim(), HD = cfg_.q_dim();
+  B_ = B, T_ = T;
+  const size_t sets = checkpointing_ ? 1 : size_t(cfg_.num_hidden_layers);
+  acts_.resize(sets);
+  for (LayerActs& a : acts_) {
+    if (!checkpointing_) a.x_in.ensure(be_, M * C);
+    a.xn1.ensure(be_, M * C);
+    a.rstd1.ensure(be_, M);
+    a.qkv.ensure(be_, M * S);
+    a.att.ensure(be_, M * HD);
+    a.lse.ensure(be_, M * H);
+    a.x_mid.ensure(be_, M * C);
+    a.xn2.ensure(be_, M * C);
+    a.rstd2.ensure(be_, M);
+    a.gu.ensure(be_, M * 2 * I);
+    a.h.ensure(be_, M * I);
+  }
+  if (checkpointing_) {
+    layer_inputs_.resize(size_t(cfg_.num_hidden_layers));
+    for (auto& x : layer_inputs_) x.ensure(be_, M * C);
+  }
+  x_final_.ensure(be_, M * C);
+  xn_final_.ensure(be_, M * C);
+  rstd_final_.ensure(be_, M);
+  dx_.ensure(be_, M * C);
+  dxn_.ensure(be_, M * C);
+  dh_.ensure(be_, M * I);
+  dgu_.ensure(be_, M * 2 * I);
+  datt_.ensure(be_, M * HD);
+  dqkv_.ensure(be_, M * S);
+  ids_.ensure(be_, M);
+  targets_.ensure(be_, M);
+  positions_.ensure(be_, M);
+  doc_start_.ensure(be_, M);
+  ensure_rope(T);
+}
+
+void LlamaModel::upload_batch(const Batch& b) {
+  LATHE_ASSERT(int64_t(b.input_ids.size()) == b.B * b.T);
+  LATHE_ASSERT(b.targets.size() == b.input_ids.size());
+  ensure_buffers(b.B, b.T);
+  const size_t M = size_t(b.B * b.T);
+  for (size_t i = 0; i < M; ++i)
+    LATHE_CHECK(b.input_ids[i] >= 0 && b.input_ids[i] < cfg_.vocab_size, "token id ",
+                b.input_ids[i], " at position ", i, " is outside the vocabulary (size ",
+                cfg_.vocab_size, ")");
+  be_.copy(ids_.get(), b.input_ids.data(), M * 4);
+  be_.copy(targets_.get(), b.targets.data(), M * 4);
+  std::vector<int32_t> pos(M), starts(M, 0);
+  for (size_t i = 0; i < M; ++i) pos[i] = int32_t(i % size_t(b.T));
+  const int32_t* positions = b.positions.empty() ? pos.data() : b.positions.data();
+  const int32_t* doc = b.doc_start.empty() ? starts.data() : b.doc_start.data();
+  for (size_t i = 0; i < M; ++i)
+    LATHE_CHECK(positions[i] >= 0 && positions[i] < b.T, "position out of range");
+  be_.copy(positions_.get(), positions, M * 4);
+  be_.copy(doc_start_.get(), doc, M * 4);
+  host_targets_ = b.targets;
+}
+
+void LlamaModel::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out) {
+  const LayerOffsets& o = table_.layers[size_t(l)];
+  const float* W = compute_weights();
+  const float* P = params_.get();
+  const int64_t M = B_ * T_, C = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads, D = cfg_.head_dim;
+  const int64_t S = (H + 2 * KV) * D;
+  const float eps = float(cfg_.rms_norm_eps);
+
+  be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x_in, P + o.ln1, M, C, eps);
+  maybe_round(a.xn1.get(), size_t(M * C));
+  matmul_xwT(a.qkv.get(), a.xn1.get(), W + o.wqkv, M, S, C, 0.0f);
+  // q and k heads are adjacent in each row: one call rotates both.
+  be_.rope_forward(a.qkv.get(), positions_.get(), rope_.get(), M, H + KV, D, S, false);
+  AttentionArgs aa{B_, T_, H, KV, D, doc_start_.get()};
+  be_.attention_forward(a.att.get(), a.lse.get(), a.qkv.get(), aa);
+  // Rounded like every product input; the attention backward's row term dO·O then also
+  // sees the bf16 output, an error of bf16 size like autocast's.
+  maybe_round(a.att.get(), size_t(M * H * D));
+  be_.copy(a.x_mid.get(), x_in, size_t(M * C) * sizeof(float));
+  matmul_xwT(a.x_mid.get(), a.att.get(), W + o.wo, M, C, H * D, 1.0f);
+
+  be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.x_mid.get(), P + o.ln2, M, C, eps);
+  maybe_round(a.xn2.get(), size_t(M * C));
+  matmul_xwT(a.gu.get(), a.xn2.get(), W + o.wgu, M, 2 * I, C, 0.0f);
+  be_.swiglu_forward(a.h.get(), a.gu.get(), M, I);
+  maybe_round(a.h.get(), size_t(M * I));
+  be_.copy(x_out, a.x_mid.get(), size_t(M * C) * sizeof(float));
+  matmul_xwT(x_out, a.h.get(), W + o.wd, M, C, I, 1.0f);
+}
+
+// dx[M,C] holds d(loss)/d(layer output) on entry and d/d(layer input) on return.
+void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, float* dx) {
+  const LayerOffsets& o = table_.layers[size_t(l)];
+  const float* W = compute_weights();
+  const float* P = params_.get();
+  float* G = grads_.get();
+  const int64_t M = B_ * T_, C = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads, D = cfg_.head_dim;
+  const int64_t S = (H + 2 * KV) * D, HD = H * D;
+  auto mm = [&](float* c, const float* A, bool ta, const float* B, bool tb, int64_t m, int64_t n,
+                int64_t k, int64_t lda, int64_t ldb, float beta) {
+    MatmulArgs args;
+    args.M = m, args.N = n, args.K = k;
+    args.A = A, args.lda = lda, args.trans_a = ta;
+    args.B = B, args.ldb = ldb, args.trans_b = tb;
+    args.C = c, args.ldc = n, args.beta = beta;
+    be_.matmul(args);
+  };
+
+  // MLP: out = x_mid + down(h)
+  mm(dh_.get(), dx, false, W + o.wd, false, M, I, C, C, I, 0.0f);        // dh = dx · Wd
+  mm(G + o.wd, dx, true, a.h.get(), false, C, I, M, C, I, 1.0f);         // dWd += dxᵀ · h
+  be_.swiglu_backward(dgu_.get(), dh_.get(), a.gu.get(), M, I);
+  mm(dxn_.get(), dgu_.get(), false, W + o.wgu, false, M, C, 2 * I, 2 * I, C, 0.0f);
+  mm(G + o.wgu, dgu_.get(), true, a.xn2.get(), false, 2 * I, C, M, 2 * I, C, 1.0f);
+  be_.rmsnorm_backward(dx, G + o.ln2, dxn_.get(), a.x_mid.get(), P + o.ln2, a.rstd2.get(), M, C);
+
+  // Attention: x_mid = x_in + o_proj(attn(rope(qkv(norm(x_in)))))
+  mm(datt_.get(), dx, false, W + o.wo, false, M, HD, C, C, HD, 0.0f);
+  mm(G + o.wo, dx, true, a.att.get(), false, C, HD, M, C, HD, 1.0f);
+  AttentionArgs aa{B_, T_, H, KV, D, doc_start_.get()};
+  be_.attention_backward(dqkv_.get(), datt_.get(), a.att.get(), a.lse.get(), a.qkv.get(), aa);
+  be_.rope_forward(dqkv_.get(), positions_.get(), rope_.get(), M, H + KV, D, S, true);
+  mm(dxn_.get(), dqkv_.get(), false, W + o.wqkv, false, M, C, S, S, C, 0.0f);
+  mm(G + o.wqkv, dqkv_.get(), true, a.xn1.get(), false, S, C, M, S, C, 1.0f);
+  be_.rmsnorm_backward(dx, G + o.ln1, dxn_.get(), x_in, P + o.ln1, a.rstd1.get(), M, C);
+}
+
+// Final norm, lm_head and cross-entropy, fused and chunked over tokens: only rows with
+// a target are multiplied, `chunk` rows at a time, so at most chunk·V logits exist.
+// Writes d(loss)/d(xn_final) into dxf (rows without targets get zero).
+double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* dxf) {
+  const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size;
+  const float* W = compute_weights();
+  float* G = grads_.get();
+  std::vector<int32_t> rows;
+  for (int64_t i = 0; i < M; ++i)
+    if (b.targets[size_t(i)] >= 0) rows.push_back(int32_t(i));
+  const int64_t budget = int64_t(8) << 20;  // floats of logits at once (32 MiB)
+  const int64_t chunk = std::max<int64_t>(16, std::min<int64_t>(int64_t(rows.size()), budget / V));
+  logits_chunk_.ensure(be_, size_t(chunk * V));
+  rows_x_.ensure(be_, size_t(chunk * C));
+  rows_dx_.ensure(be_, size_t(chunk * C));
+  rows_targets_.ensure(be_, size_t(chunk));
+  be_.zero(dxf, size_t(M * C) * sizeof(float));
+  double loss = 0;
+  for (int64_t r0 = 0; r0 < int64_t(rows.size()); r0 += chunk) {
+    const int64_t m = std::min<int64_t>(chunk, int64_t(rows.size()) - r0);
+    std::vector<int32_t> tg(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) {
+      const int32_t row = rows[size_t(r0 + i)];
+      be_.copy(rows_x_.get() + i * C, xn_final_.get() + int64_t(row) * C, size_t(C) * 4);
+      tg[size_t(i)] = b.targets[size_t(row)];
+    }
+    be_.copy(rows_targets_.get(), tg.data(), size_t(m) * 4);
+    matmul_xwT(logits_chunk_.get(), rows_x_.get(), W + table_.lm_head, m, V, C, 0.0f);
+    loss += be_.softmax_cross_entropy(logits_chunk_.get(), rows_targets_.get(), m, V, loss_scale);
+    MatmulArgs dx;  // d(rows) = dlogits · W
+    dx.M = m, dx.N = C, dx.K = V;
+    dx.A = logits_chunk_.get(), dx.lda = V;
+    dx.B = W + table_.lm_head, dx.ldb = C;
+    dx.C = rows_dx_.get(), dx.ldc = C;
+    be_.matmul(dx);
+    MatmulArgs dw;  // dW += dlogitsᵀ · rows
+    dw.M = V, dw.N = C, dw.K = m;
+    dw.A = logits_chunk_.get(), dw.lda = V, dw.trans_a = true;
+    dw.B = rows_x_.get(), dw.ldb = C;
+    dw.C = G + table_.lm_head, dw.ldc = C, dw.beta = 1.0f;
+    be_.matmul(dw);
+    for (int64_t i = 0; i < m; ++i)
+      be_.copy(dxf + int64_t(rows[size_t(r0 + i)]) * C, rows_dx_.get() + i * C, size_t(C) * 4);
+  }
+  return loss;
+}
+
+double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
+  upload_batch(b);
+  const int64_t M = b.B * b.T, C = cfg_.hidden_size, L = cfg_.num_hidden_layers;
+  const float* P = params_.get();
+  float* G = grads_.get();
+
+  // Forward. Layer l reads its input from the previous layer's output buffer.
+  auto input_of = [&](int64_t l) -> float* {
+    return checkpointing_ ? layer_inputs_[size_t(l)].get() : acts_[size_t(l)].x_in.get();
+  };
+  be_.embedding_forward(input_of(0), ids_.get(), P + table_.embed, M, C);
+  for (int64_t l = 0; l < L; ++l) {
+    LayerActs& a = acts_[checkpointing_ ? 0 : size_t(l)];
+    float* out = l + 1 < L ? input_of(l + 1) : x_final_.get();
+    layer_forward(l, a, input_of(l), out);
+  }
+  be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x_final_.get(), P + table_.final_norm,
+                      M, C, float(cfg_.rms_norm_eps));
+  maybe_round(xn_final_.get(), size_t(M * C));
+
+  // Loss and the head's backward, then the layers in reverse.
+  const double loss = head_loss_and_grad(b, loss_scale, dxn_.get());
+  be_.zero(dx_.get(), size_t(M * C) * sizeof(float));
+  be_.rmsnorm_backward(dx_.get(), G + table_.final_norm, dxn_.get(), x_final_.get(),
+                       P + table_.final_norm, rstd_final_.get(), M, C);
+  for (int64_t l = L - 1; l >= 0; --l) {
+    LayerActs& a = acts_[checkpointing_ ? 0 : size_t(l)];
+    if (checkpointing_) {
+      // Recompute this layer's activations from its saved input.
+      layer_forward(l, a, input_of(l), x_final_.get());
+    }
+    layer_backward(l, a, input_of(l), dx_.get());
+  }
+  be_.embedding_backward(G + table_.embed, ids_.get(), dx_.get(), M, C);
+  return loss;
+}
+
+double LlamaModel::forward(const Batch& b, float* logits) {
+  upload_batch(b);
+  const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size, L = cfg_.num_hidden_layers;
+  const float* P = params_.get();
+  LayerActs& a = acts_[0];
+  // Inference needs no saved activations: ping-pong between two residual buffers.
+  DeviceBuffer<float> x(be_, size_t(M * C)), y(be_, size_t(M * C));
+  be_.embedding_forward(x.get(), ids_.get(), P + table_.embed, M, C);
+  for (int64_t l = 0; l < L; ++l) {
+    layer_forward(l, a, x.get(), y.get());
+    std::swap(x, y);
+  }
+  be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x.get(), P + table_.final_norm, M, C,
+                      float(cfg_.rms_norm_eps));
+  maybe_round(xn_final_.get(), size_t(M * C));
+  DeviceBuffer<float> full;
+  float* out = logits;
+  if (!out) {
+    full = DeviceBuffer<float>(be_, size_t(M * V));
+    out = full.get();
+  }
+  matmul_xwT(out, xn_final_.get(), compute_weights() + table_.lm_head, M, V, C, 0.0f);
+  // Loss from the logits without disturbing them.
+  double loss = 0;
+  for (int64_t i = 0; i < M; ++i) {
+    const int32_t t = b.targets[size_t(i)];
+    if (t < 0) continue;
+    const float* z = out + i * V;
+    float mx = *std::max_element(z, z + V);
+    double s = 0;
+    for (int64_t v = 0; v < V; ++v) s += std::exp(double(z[v] - mx));
+    loss += std::log(s) + mx - z[t];
+  }
+  return loss;
+}
+
+}  // namespace lathe

@@ -1,0 +1,96 @@
+// A Llama-family decoder with explicit forward and backward passes (no autograd): the
+// block is a fixed sequence of ops, so each op's backward is written beside its forward
+// and the activations it needs are kept in plain buffers.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/device_buffer.h"
+#include "core/dtype.h"
+#include "model/batch.h"
+#include "model/llama_config.h"
+#include "model/param_table.h"
+
+namespace lathe {
+
+class SafetensorsModel;
+struct TensorToWrite;
+
+enum class Precision { FP32, BF16 };
+Precision precision_from_name(const std::string& name);
+
+class LlamaModel {
+ public:
+  LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
+             bool activation_checkpointing);
+
+  const LlamaConfig& config() const { return cfg_; }
+  const ParamTable& table() const { return table_; }
+  Precision precision() const { return precision_; }
+  size_t num_params() const { return table_.total; }
+
+  // fp32 master weights, their gradients, and the weights products read (the master
+  // weights themselves in fp32; a bf16-rounded copy in bf16).
+  float* params() { return params_.get(); }
+  float* grads() { return grads_.get(); }
+  float* compute_weights() { return compute_.get() ? compute_.get() : params_.get(); }
+  bool has_compute_copy() const { return bool(compute_.get()); }
+
+  // Copies every tensor from an HF folder, converting F16/BF16 to fp32; each tensor's
+  // name, shape and dtype are checked against the config, errors name file and tensor.
+  void load(const SafetensorsModel& weights);
+  // Normal(0, 0.02) linear weights, ones for norms: for benchmarks and tests.
+  void init_random(uint64_t seed);
+  // Call after params() changed outside the optimizer (load, init, resume).
+  void refresh_compute_weights();
+  // HF tensors for saving, converted to out_dtype into `storage`.
+  std::vector<TensorToWrite> export_tensors(DType out_dtype, std::vector<uint8_t>& storage) const;
+
+  void zero_grads();
+  // Forward and backward of sum(CE over targets) * loss_scale; parameter gradients
+  // accumulate (+=) so micro-batches add up. Returns the unscaled loss sum.
+  double forward_backward(const Batch& batch, float loss_scale);
+  // Forward only; returns the summed loss and, if logits != nullptr, fills [B*T, V].
+  double forward(const Batch& batch, float* logits);
+
+ private:
+  struct LayerActs {
+    DeviceBuffer<float> x_in, xn1, rstd1, qkv, att, lse, x_mid, xn2, rstd2, gu, h;
+  };
+  void ensure_buffers(int64_t B, int64_t T);
+  void ensure_rope(int64_t T);
+  void upload_batch(const Batch& b);
+  void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out);
+  void layer_backward(int64_t l, LayerActs& a, const float* x_in, float* dx);
+  double head_loss_and_grad(const Batch& b, float loss_scale, float* dxf);
+  void matmul_xwT(float* y, const float* x, const float* w, int64_t M, int64_t N, int64_t K,
+                  float beta);
+  void maybe_round(float* x, size_t n);
+
+  LlamaConfig cfg_;
+  Backend& be_;
+  Precision precision_;
+  bool checkpointing_;
+  ParamTable table_;
+  DeviceBuffer<float> params_, grads_, compute_;
+
+  // Activations: one set per layer, or one shared set plus the layer inputs when
+  // activation checkpointing recomputes each layer in backward.
+  int64_t B_ = 0, T_ = 0;
+  std::vector<LayerActs> acts_;
+  std::vector<DeviceBuffer<float>> layer_inputs_;
+  DeviceBuffer<float> x_final_, xn_final_, rstd_final_;
+  DeviceBuffer<float> dx_, dxn_, dh_, dgu_, datt_, dqkv_, logits_chunk_, rows_x_, rows_dx_;
+  DeviceBuffer<int32_t> ids_, targets_, positions_, doc_start_, rows_targets_;
+  DeviceBuffer<float> rope_;  // [T, D] cos | sin
+  int64_t rope_len_ = 0;
+  std::vector<int32_t> host_targets_;
+};
+
+// The rotary table for positions [0, T): row p holds cos(p·f_i) for i < D/2 then sin.
+// Frequencies follow HF, including rope_scaling type llama3.
+std::vector<float> rope_table(const LlamaConfig& cfg, int64_t T);
+
+}  // namespace lathe

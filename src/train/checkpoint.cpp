@@ -1,0 +1,147 @@
+#include "train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe {
+namespace {
+
+constexpr const char* kStateFile = "trainer_state.json";
+constexpr const char* kTensorsFile = "state.safetensors";
+
+std::string step_dir_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+void fsync_path(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << text;
+    f.flush();
+    if (!f) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      fail("cannot write ", path, ": ", std::strerror(errno), " (is the disk full?)");
+    }
+  }
+  fsync_path(tmp);
+  fs::rename(tmp, path);
+}
+
+}  // namespace
+
+std::string checkpoint_save(const std::string& output_dir, const CheckpointState& state,
+                            const CheckpointBuffers& b, int64_t keep_last) {
+  const fs::path root = fs::path(output_dir) / "checkpoints";
+  fs::create_directories(root);
+  const fs::path final_dir = root / step_dir_name(state.step);
+  const fs::path tmp_dir = root / (step_dir_name(state.step) + ".tmp");
+  std::error_code ec;
+  fs::remove_all(tmp_dir, ec);
+  fs::create_directories(tmp_dir);
+  try {
+    const std::vector<int64_t> shape{int64_t(b.n)};
+    safetensors_write((tmp_dir / kTensorsFile).string(),
+                      {{"params", DType::F32, shape, b.params},
+                       {"adam.m", DType::F32, shape, b.adam_m},
+                       {"adam.v", DType::F32, shape, b.adam_v}},
+                      {{"format", "lathe-train-state"}});
+    nlohmann::json j;
+    j["format_version"] = 1;
+    j["step"] = state.step;
+    j["sampler"] = {{"epoch", state.sampler.epoch}, {"offset", state.sampler.offset}};
+    j["seed"] = state.seed;
+    j["num_params"] = state.num_params;
+    j["model_config"] = nlohmann::json::parse(state.model_config_json);
+    write_text_atomic((tmp_dir / kStateFile).string(), j.dump(2) + "\n");
+  } catch (...) {
+    fs::remove_all(tmp_dir, ec);
+    throw;
+  }
+  fsync_path(tmp_dir.string());
+  fs::remove_all(final_dir, ec);
+  fs::rename(tmp_dir, final_dir);
+  fsync_path(root.string());
+
+  // Keep the newest keep_last checkpoints.
+  std::vector<fs::path> done;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.is_directory() && e.path().extension() != ".tmp" &&
+        fs::exists(e.path() / kStateFile))
+      done.push_back(e.path());
+  std::sort(done.begin(), done.end());
+  for (size_t i = 0; i + size_t(keep_last) < done.size(); ++i) fs::remove_all(done[i], ec);
+  return final_dir.string();
+}
+
+std::optional<std::string> checkpoint_latest(const std::string& output_dir) {
+  const fs::path root = fs::path(output_dir) / "checkpoints";
+  if (!fs::exists(root)) return std::nullopt;
+  std::vector<fs::path> done;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && name.rfind("step_", 0) == 0 && e.path().extension() != ".tmp" &&
+        fs::exists(e.path() / kStateFile) && fs::exists(e.path() / kTensorsFile))
+      done.push_back(e.path());
+  }
+  if (done.empty()) return std::nullopt;
+  std::sort(done.begin(), done.end());
+  return done.back().string();
+}
+
+CheckpointState checkpoint_load(const std::string& folder, float* params, float* adam_m,
+                                float* adam_v, size_t n) {
+  const std::string state_path = (fs::path(folder) / kStateFile).string();
+  std::ifstream f(state_path);
+  LATHE_CHECK(f, "cannot open ", state_path, ": the checkpoint is incomplete");
+  nlohmann::json j;
+  try {
+    f >> j;
+  } catch (const std::exception& e) {
+    fail(state_path, ": not valid JSON (", e.what(), "); delete this checkpoint folder to resume from the one before");
+  }
+  CheckpointState s;
+  s.step = j.at("step").get<int64_t>();
+  s.sampler.epoch = j.at("sampler").at("epoch").get<uint64_t>();
+  s.sampler.offset = j.at("sampler").at("offset").get<uint64_t>();
+  s.seed = j.at("seed").get<uint64_t>();
+  s.num_params = j.at("num_params").get<uint64_t>();
+  s.model_config_json = j.at("model_config").dump();
+  LATHE_CHECK(s.num_params == n, state_path, ": checkpoint has ", s.num_params,
+              " parameters but the model has ", n, ": it belongs to a different model");
+  SafetensorsFile st((fs::path(folder) / kTensorsFile).string());
+  float* dst[3] = {params, adam_m, adam_v};
+  const char* names[3] = {"params", "adam.m", "adam.v"};
+  for (int i = 0; i < 3; ++i) {
+    const TensorInfo* t = st.find(names[i]);
+    LATHE_CHECK(t && t->dtype == DType::F32 && size_t(t->numel()) == n, st.path(), ": tensor '",
+                names[i], "' missing or of the wrong size");
+    std::memcpy(dst[i], t->data, n * sizeof(float));
+  }
+  return s;
+}
+
+}  // namespace lathe

@@ -1,0 +1,43 @@
+// Training checkpoints: everything needed to continue exactly (fp32 weights, AdamW
+// moments, step, data position, seed). Layout of <output.dir>/checkpoints/step_00000010/:
+//   state.safetensors    "params", "adam.m", "adam.v": flat fp32 buffers (ParamTable order)
+//   trainer_state.json   step, sampler position, seed, parameter count, model config
+// A checkpoint is written into step_XXXXXXXX.tmp/ and renamed when complete, so a
+// crash mid-save leaves only an ignorable .tmp folder and the previous checkpoint intact.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "data/sampler.h"
+
+namespace lathe {
+
+struct CheckpointState {
+  int64_t step = 0;  // optimizer steps completed
+  SamplerState sampler;
+  uint64_t seed = 0;
+  uint64_t num_params = 0;
+  std::string model_config_json;
+};
+
+struct CheckpointBuffers {
+  const float* params;
+  const float* adam_m;
+  const float* adam_v;
+  size_t n;
+};
+
+// Writes the checkpoint for state.step; returns its folder. Removes older checkpoints
+// beyond keep_last.
+std::string checkpoint_save(const std::string& output_dir, const CheckpointState& state,
+                            const CheckpointBuffers& buffers, int64_t keep_last);
+
+// The newest complete checkpoint under output_dir, if any.
+std::optional<std::string> checkpoint_latest(const std::string& output_dir);
+
+// Reads a checkpoint into the given buffers (n floats each); checks the parameter count.
+CheckpointState checkpoint_load(const std::string& folder, float* params, float* adam_m,
+                                float* adam_v, size_t n);
+
+}  // namespace lathe

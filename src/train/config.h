@@ -1,0 +1,68 @@
+// The run configuration: one struct of defaults, a YAML file, dotted key=value overrides.
+// Unknown keys and wrong types are errors that name the key and suggest the closest one.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lathe {
+
+struct ModelSection {
+  std::string path;  // HF model folder
+};
+
+struct DataSection {
+  std::string train;               // jsonl file
+  std::string eval;                // optional jsonl file
+  std::string format = "input_ids";  // input_ids
+  int64_t seq_len = 512;
+  bool shuffle = true;
+};
+
+struct TrainSection {
+  std::string precision = "bf16";  // fp32 | bf16
+  int64_t batch_size = 4;          // micro-batch per process
+  int64_t grad_accum = 1;
+  int64_t max_steps = 0;  // 0: derived from epochs
+  double epochs = 1;
+  double lr = 1e-4;
+  double weight_decay = 0.0;
+  std::vector<double> betas = {0.9, 0.999};
+  double eps = 1e-8;
+  std::string schedule = "cosine";  // constant | linear | cosine | step
+  int64_t warmup_steps = 0;
+  double gamma = 0.85;  // step schedule: lr *= gamma each epoch (llama-recipes)
+  double grad_clip = 1.0;  // 0 = off
+  uint64_t seed = 42;
+  int64_t threads = 0;  // 0 = all cores
+  bool activation_checkpointing = false;
+  bool resume = false;
+  int64_t log_every = 1;
+};
+
+struct OutputSection {
+  std::string dir = "runs/lathe";
+  int64_t save_every = 0;  // 0: only the final model
+  int64_t keep_last = 2;   // checkpoints kept on disk
+  std::string save_dtype;  // "" = the training precision; bf16 | fp32
+};
+
+struct Config {
+  ModelSection model;
+  DataSection data;
+  TrainSection train;
+  OutputSection output;
+};
+
+// Loads `yaml_path` (may be empty: defaults only) then applies overrides of the form
+// "section.key=value" (value parsed as YAML, so lists are "[0.9,0.95]"). Validates enums
+// and ranges. Throws lathe::Error naming the key and its origin (file or command line).
+Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides);
+
+// The resolved config as YAML, every key present, in the order above.
+std::string config_to_yaml(const Config& cfg);
+
+// All valid dotted keys, e.g. "train.lr" (used for suggestions and docs).
+std::vector<std::string> config_keys();
+
+}  // namespace lathe

@@ -1,0 +1,204 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/batcher.h"
+#include "io/hf_export.h"
+#include "io/safetensors.h"
+#include "train/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(std::fmod(s, 3600) / 60));
+  else if (s >= 60)
+    std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(std::fmod(s, 60)));
+  else
+    std::snprintf(buf, sizeof buf, "%.0fs", s);
+  return buf;
+}
+
+}  // namespace
+
+void Trainer::request_stop() { g_stop = true; }
+
+Trainer::~Trainer() = default;
+
+Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
+  const auto t0 = Clock::now();
+  LATHE_CHECK(!cfg_.model.path.empty(), "model.path is not set: give the HF model folder, e.g. model.path=path/to/model");
+  LATHE_CHECK(!cfg_.data.train.empty(), "data.train is not set: give a jsonl file, e.g. data.train=train.jsonl");
+  be_ = make_cpu_backend(int(cfg_.train.threads));
+
+  const std::string config_path = (fs::path(cfg_.model.path) / "config.json").string();
+  const LlamaConfig mc = llama_config_from_json_file(config_path);
+  model_config_json_ = llama_config_to_json_text(mc, mc.torch_dtype);
+  model_ = std::make_unique<LlamaModel>(mc, *be_, precision_from_name(cfg_.train.precision),
+                                        cfg_.train.activation_checkpointing);
+  SafetensorsModel weights(cfg_.model.path);
+  model_->load(weights);
+
+  rows_ = read_input_ids_jsonl(cfg_.data.train, mc.vocab_size);
+  sampler_ = std::make_unique<Sampler>(rows_.size(), cfg_.data.shuffle, cfg_.train.seed);
+
+  const int64_t rows_per_step = cfg_.train.batch_size * cfg_.train.grad_accum;
+  const int64_t steps_per_epoch =
+      std::max<int64_t>(1, (int64_t(rows_.size()) + rows_per_step - 1) / rows_per_step);
+  total_steps_ = cfg_.train.max_steps > 0
+                     ? cfg_.train.max_steps
+                     : std::max<int64_t>(1, int64_t(std::ceil(cfg_.train.epochs * double(rows_.size()) /
+                                                             double(rows_per_step))));
+  schedule_ = {cfg_.train.schedule, cfg_.train.warmup_steps, total_steps_, steps_per_epoch,
+               cfg_.train.gamma};
+
+  const size_t n = model_->num_params();
+  OptimizerSettings os;
+  os.beta1 = cfg_.train.betas[0];
+  os.beta2 = cfg_.train.betas[1];
+  os.eps = cfg_.train.eps;
+  os.weight_decay = cfg_.train.weight_decay;
+  os.grad_clip = cfg_.train.grad_clip;
+  optimizer_ = std::make_unique<AdamW>(*be_, n, os);
+  if (cfg_.train.resume) {
+    if (auto latest = checkpoint_latest(cfg_.output.dir)) {
+      CheckpointState s =
+          checkpoint_load(*latest, model_->params(), optimizer_->m(), optimizer_->v(), n);
+      LATHE_CHECK(s.seed == cfg_.train.seed, *latest, ": written with train.seed=", s.seed,
+                  " but this run has train.seed=", cfg_.train.seed,
+                  ": resume with the same seed or start a new output.dir");
+      model_->refresh_compute_weights();
+      sampler_->restore(s.sampler);
+      step_ = s.step;
+      std::fprintf(stderr, "resumed from %s (step %lld)\n", latest->c_str(),
+                   static_cast<long long>(step_));
+    } else {
+      std::fprintf(stderr, "train.resume=true but %s/checkpoints has no checkpoint: starting from step 0\n",
+                   cfg_.output.dir.c_str());
+    }
+  }
+  // Measured once per process and thread count: it takes ~0.1 s and does not change.
+  static std::map<std::pair<int, std::string>, double> peaks;
+  auto key = std::make_pair(be_->threads(), cfg_.train.precision);
+  if (!peaks.count(key)) peaks[key] = measure_matmul_peak_gflops(*be_, cfg_.train.precision);
+  peak_gflops_ = peaks[key];
+  startup_s_ = seconds_since(t0);
+}
+
+StepMetrics Trainer::step() {
+  const auto t0 = Clock::now();
+  const int64_t B = cfg_.train.batch_size, A = cfg_.train.grad_accum;
+  std::vector<Batch> micro(static_cast<size_t>(A));
+  int64_t targets = 0, tokens = 0;
+  for (int64_t j = 0; j < A; ++j) {
+    std::vector<const TokenRow*> rows;
+    for (int64_t i = 0; i < B; ++i) {
+      const TokenRow* r = &rows_[sampler_->next()];
+      rows.push_back(r);
+      tokens += std::min<int64_t>(cfg_.data.seq_len, int64_t(r->input_ids.size()));
+    }
+    micro[size_t(j)] = make_batch(rows, cfg_.data.seq_len);
+    targets += micro[size_t(j)].num_targets();
+  }
+
+  // The step's loss is the mean over all its target tokens, whatever the split into
+  // micro-batches, so each micro-batch's gradient is scaled by 1/targets of the step.
+  model_->zero_grads();
+  double loss_sum = 0;
+  const float scale = targets > 0 ? 1.0f / float(targets) : 0.0f;
+  for (const Batch& b : micro) loss_sum += model_->forward_backward(b, scale);
+
+  const double lr = cfg_.train.lr * lr_multiplier(schedule_, step_);
+  const double grad_norm = optimizer_->step(*model_, lr, step_ + 1);
+  ++step_;
+
+  StepMetrics m;
+  m.step = step_;
+  m.loss = targets > 0 ? loss_sum / double(targets) : 0.0;
+  m.lr = lr;
+  m.grad_norm = grad_norm;
+  m.tokens = tokens;
+  m.targets = targets;
+  m.step_time_s = seconds_since(t0);
+  m.tokens_per_s = double(tokens) / m.step_time_s;
+  const double flops = train_flops_per_token(model_->config(), cfg_.data.seq_len) * double(tokens);
+  m.mfu = peak_gflops_ > 0 ? flops / m.step_time_s / (peak_gflops_ * 1e9) : 0.0;
+  return m;
+}
+
+void Trainer::save_checkpoint() {
+  CheckpointState s;
+  s.step = step_;
+  s.sampler = sampler_->state();
+  s.seed = cfg_.train.seed;
+  s.num_params = model_->num_params();
+  s.model_config_json = nlohmann::json::parse(model_config_json_).dump();
+  checkpoint_save(cfg_.output.dir, s,
+                  {model_->params(), optimizer_->m(), optimizer_->v(), model_->num_params()},
+                  cfg_.output.keep_last);
+}
+
+void Trainer::run() {
+  fs::create_directories(cfg_.output.dir);
+  {
+    std::ofstream f(fs::path(cfg_.output.dir) / "config.yaml");
+    f << config_to_yaml(cfg_);
+  }
+  std::ofstream metrics(fs::path(cfg_.output.dir) / "metrics.jsonl", std::ios::app);
+  LATHE_CHECK(metrics, "cannot write ", cfg_.output.dir, "/metrics.jsonl");
+  const bool tty = ::isatty(2);
+  const auto t_run = Clock::now();
+  const int64_t first = step_;
+  while (step_ < total_steps_ && !g_stop) {
+    const StepMetrics m = step();
+    nlohmann::json j = {{"step", m.step},          {"loss", m.loss},
+                        {"lr", m.lr},              {"grad_norm", m.grad_norm},
+                        {"tokens", m.tokens},      {"tokens_per_s", m.tokens_per_s},
+                        {"step_time_s", m.step_time_s}, {"mfu", m.mfu}};
+    metrics << j.dump() << "\n";
+    metrics.flush();
+    if (m.step % cfg_.train.log_every == 0 || m.step == total_steps_) {
+      const double eta = seconds_since(t_run) / double(m.step - first) * double(total_steps_ - m.step);
+      std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.3g  %.0f tok/s  MFU %.1f%%  ETA %s%s",
+                   tty ? "\r\033[K" : "", static_cast<long long>(m.step),
+                   static_cast<long long>(total_steps_), m.loss, m.lr, m.tokens_per_s,
+                   100 * m.mfu, format_duration(eta).c_str(), tty ? "" : "\n");
+    }
+    if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0) save_checkpoint();
+  }
+  if (tty) std::fprintf(stderr, "\n");
+  if (g_stop) {
+    save_checkpoint();
+    std::fprintf(stderr, "stopped at step %lld: checkpoint saved; resume with train.resume=true\n",
+                 static_cast<long long>(step_));
+    return;
+  }
+  if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every != 0) save_checkpoint();
+  const std::string& sd = cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
+  const std::string final_dir = (fs::path(cfg_.output.dir) / "final").string();
+  export_hf_model(*model_, final_dir, sd == "bf16" ? DType::BF16 : DType::F32, cfg_.model.path);
+  std::fprintf(stderr, "saved %s (%s)\n", final_dir.c_str(), sd.c_str());
+}
+
+}  // namespace lathe

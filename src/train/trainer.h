@@ -1,0 +1,62 @@
+// The training loop, written out: set up, then for each optimizer step gather the
+// micro-batches, forward/backward each, clip, schedule, AdamW, log, checkpoint; at the
+// end export an HF folder. No callbacks; read it top to bottom.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/device_buffer.h"
+#include "data/input_ids_source.h"
+#include "data/sampler.h"
+#include "model/llama.h"
+#include "train/config.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+
+namespace lathe {
+
+struct StepMetrics {
+  int64_t step = 0;  // 1-based after the update
+  double loss = 0, lr = 0, grad_norm = 0;
+  int64_t tokens = 0, targets = 0;
+  double step_time_s = 0, tokens_per_s = 0, mfu = 0;
+};
+
+class Trainer {
+ public:
+  // Loads the model and data and, with train.resume, the newest checkpoint.
+  explicit Trainer(const Config& cfg);
+  ~Trainer();
+
+  // Runs to the end (or until stop is requested), saving checkpoints and final/.
+  void run();
+  // One optimizer step; exposed for tests.
+  StepMetrics step();
+
+  int64_t steps_done() const { return step_; }
+  int64_t total_steps() const { return total_steps_; }
+  LlamaModel& model() { return *model_; }
+  void save_checkpoint();
+  // Called from a signal handler context-free flag: finish the step, checkpoint, return.
+  static void request_stop();
+  double peak_gflops() const { return peak_gflops_; }
+  double startup_seconds() const { return startup_s_; }
+
+ private:
+  Config cfg_;
+  std::unique_ptr<Backend> be_;
+  std::unique_ptr<LlamaModel> model_;
+  std::vector<TokenRow> rows_;
+  std::unique_ptr<Sampler> sampler_;
+  std::unique_ptr<AdamW> optimizer_;
+  ScheduleSpec schedule_;
+  int64_t step_ = 0, total_steps_ = 0;
+  double peak_gflops_ = 0, startup_s_ = 0;
+  std::string model_config_json_;
+};
+
+}  // namespace lathe
