@@ -91,5 +91,9 @@ std::unique_ptr<Backend> make_cpu_backend(int threads);
 // Measured matrix-product peak (GFLOP/s) of this backend for square-ish products that
 // dominate Llama training, in the given precision ("fp32" or "bf16").
 double measure_matmul_peak_gflops(Backend& be, const std::string& precision);
+// The same, remembered per machine and thread count in the user's cache folder
+// ($XDG_CACHE_HOME/lathe or ~/.cache/lathe); remeasure = true refreshes it.
+double matmul_peak_gflops_cached(Backend& be, const std::string& precision, bool remeasure);
+std::string matmul_peak_cache_path(const Backend& be);
 
 }  // namespace lathe

@@ -1,5 +1,8 @@
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "backend/backend.h"
 #include "core/device_buffer.h"
@@ -28,6 +31,34 @@ double measure_matmul_peak_gflops(Backend& be, const std::string& precision) {
     best = std::max(best, 2.0 * double(M) * double(N) * double(K) / dt / 1e9);
   }
   return best;
+}
+
+}  // namespace lathe
+
+namespace lathe {
+
+std::string matmul_peak_cache_path(const Backend& be) {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  const std::string base = xdg && *xdg ? xdg : (home ? std::string(home) + "/.cache" : "/tmp");
+  return base + "/lathe/matmul_peak_" + be.name() + "_t" + std::to_string(be.threads()) + ".txt";
+}
+
+double matmul_peak_gflops_cached(Backend& be, const std::string& precision, bool remeasure) {
+  // Measuring takes a fraction of a second of full load; training start-up should not
+  // pay it every time, so the value `lathe bench --peak` (or the first run) measured is
+  // kept per machine and thread count.
+  const std::string path = matmul_peak_cache_path(be);
+  if (!remeasure) {
+    std::ifstream f(path);
+    double v = 0;
+    if (f >> v && v > 0) return v;
+  }
+  const double v = measure_matmul_peak_gflops(be, precision);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::ofstream(path) << v << "\n";
+  return v;
 }
 
 }  // namespace lathe

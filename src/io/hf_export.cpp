@@ -28,8 +28,11 @@ void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtyp
     f << llama_config_to_json_text(model.config(), torch_dtype);
     LATHE_CHECK(f, "cannot write ", (tmp / "config.json").string());
   }
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                           "special_tokens_map.json", "generation_config.json"}) {
+  static const char* const kTokenizerFiles[] = {"tokenizer.json", "tokenizer.model",
+                                                "tokenizer_config.json", "special_tokens_map.json",
+                                                "generation_config.json"};
+  for (const char* name : kTokenizerFiles) {
+    if (source_folder.empty()) break;
     const fs::path src = fs::path(source_folder) / name;
     if (fs::exists(src)) fs::copy_file(src, tmp / name, fs::copy_options::overwrite_existing);
   }

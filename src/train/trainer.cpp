@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -98,11 +97,7 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
                    cfg_.output.dir.c_str());
     }
   }
-  // Measured once per process and thread count: it takes ~0.1 s and does not change.
-  static std::map<std::pair<int, std::string>, double> peaks;
-  auto key = std::make_pair(be_->threads(), cfg_.train.precision);
-  if (!peaks.count(key)) peaks[key] = measure_matmul_peak_gflops(*be_, cfg_.train.precision);
-  peak_gflops_ = peaks[key];
+  peak_gflops_ = matmul_peak_gflops_cached(*be_, cfg_.train.precision, false);
   startup_s_ = seconds_since(t0);
 }
 
