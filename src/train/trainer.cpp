@@ -60,6 +60,7 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   model_->load(weights);
 
   rows_ = read_input_ids_jsonl(cfg_.data.train, mc.vocab_size);
+  if (!cfg_.data.eval.empty()) eval_rows_ = read_input_ids_jsonl(cfg_.data.eval, mc.vocab_size);
   sampler_ = std::make_unique<Sampler>(rows_.size(), cfg_.data.shuffle, cfg_.train.seed);
 
   const int64_t rows_per_step = cfg_.train.batch_size * cfg_.train.grad_accum;
@@ -142,6 +143,21 @@ StepMetrics Trainer::step() {
   return m;
 }
 
+double Trainer::evaluate() {
+  // Mean token loss over every eval row, in file order, with the micro-batch size.
+  double loss = 0;
+  int64_t targets = 0;
+  const size_t B = size_t(cfg_.train.batch_size);
+  for (size_t i = 0; i < eval_rows_.size(); i += B) {
+    std::vector<const TokenRow*> rows;
+    for (size_t j = i; j < std::min(eval_rows_.size(), i + B); ++j) rows.push_back(&eval_rows_[j]);
+    const Batch b = make_batch(rows, cfg_.data.seq_len);
+    loss += model_->forward(b, nullptr);
+    targets += b.num_targets();
+  }
+  return targets > 0 ? loss / double(targets) : 0.0;
+}
+
 void Trainer::save_checkpoint() {
   CheckpointState s;
   s.step = step_;
@@ -152,6 +168,15 @@ void Trainer::save_checkpoint() {
   checkpoint_save(cfg_.output.dir, s,
                   {model_->params(), optimizer_->m(), optimizer_->v(), model_->num_params()},
                   cfg_.output.keep_last);
+}
+
+void Trainer::log_eval(std::ostream& metrics, bool tty) {
+  const double loss = evaluate();
+  metrics << nlohmann::json{{"step", step_}, {"eval_loss", loss}, {"eval_ppl", std::exp(loss)}}.dump()
+          << "\n";
+  metrics.flush();
+  std::fprintf(stderr, "%sstep %lld  eval loss %.4f  ppl %.2f\n", tty ? "\r\033[K" : "",
+               static_cast<long long>(step_), loss, std::exp(loss));
 }
 
 void Trainer::run() {
@@ -180,7 +205,9 @@ void Trainer::run() {
                    static_cast<long long>(total_steps_), m.loss, m.lr, m.tokens_per_s,
                    100 * m.mfu, format_duration(eta).c_str(), tty ? "" : "\n");
     }
-    if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0) save_checkpoint();
+    const bool save = cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0;
+    if (save && !eval_rows_.empty()) log_eval(metrics, tty);
+    if (save) save_checkpoint();
   }
   if (tty) std::fprintf(stderr, "\n");
   if (g_stop) {
@@ -189,6 +216,8 @@ void Trainer::run() {
                  static_cast<long long>(step_));
     return;
   }
+  if (!eval_rows_.empty() && !(cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0))
+    log_eval(metrics, tty);
   if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every != 0) save_checkpoint();
   const std::string& sd = cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
   const std::string final_dir = (fs::path(cfg_.output.dir) / "final").string();

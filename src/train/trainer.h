@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,8 @@ class Trainer {
   int64_t total_steps() const { return total_steps_; }
   LlamaModel& model() { return *model_; }
   void save_checkpoint();
+  // Mean token loss over data.eval (0 when there is none).
+  double evaluate();
   // Called from a signal handler context-free flag: finish the step, checkpoint, return.
   static void request_stop();
   double peak_gflops() const { return peak_gflops_; }
@@ -50,7 +53,8 @@ class Trainer {
   Config cfg_;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<LlamaModel> model_;
-  std::vector<TokenRow> rows_;
+  void log_eval(std::ostream& metrics, bool tty);
+  std::vector<TokenRow> rows_, eval_rows_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<AdamW> optimizer_;
   ScheduleSpec schedule_;

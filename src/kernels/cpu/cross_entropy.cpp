@@ -22,14 +22,15 @@ LATHE_HOT double softmax_cross_entropy(float* logits, const int32_t* targets, in
     }
     float mx = z[0];
     for (int64_t v = 1; v < V; ++v) mx = std::max(mx, z[v]);
+    // -log p_t = log(sum exp(z - max)) + max - z_t, from the raw logit: exp(z_t - max)
+    // underflows for targets ~104 nats below the maximum.
+    const float zt = z[targets[m]];
     float sum = 0;
     for (int64_t v = 0; v < V; ++v) {
       z[v] = std::exp(z[v] - mx);
       sum += z[v];
     }
-    const float zt = z[targets[m]];
-    // -log(p_t) = log(sum) - log(exp(z_t - max)); taken from the exponentiated value.
-    row_loss[m] = double(std::log(sum)) - double(std::log(zt));
+    row_loss[m] = double(std::log(sum)) + double(mx) - double(zt);
     const float k = scale / sum;
     for (int64_t v = 0; v < V; ++v) z[v] *= k;
     z[targets[m]] -= scale;

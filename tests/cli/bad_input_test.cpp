@@ -1,0 +1,123 @@
+// Bad input through the real binary: each case must end in one line on stderr that
+// names the file, line, key or tensor, and a non-zero exit status.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "model/golden.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe {
+namespace {
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(LATHE_BINARY) + " " + args + " 2>&1 >/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// Copies the bundled stories260K model into a scratch folder the test may damage.
+std::string scratch_model(const std::string& name) {
+  const std::string dir = testing::temp_dir("bad_" + name);
+  fs::copy(std::string(LATHE_SOURCE_DIR) + "/examples/stories260K", dir + "/model");
+  std::ofstream(dir + "/train.jsonl") << "{\"input_ids\": [1, 5, 9, 20, 33]}\n"
+                                      << "{\"input_ids\": [1, 7, 8, 9]}\n";
+  return dir;
+}
+
+std::string train_args(const std::string& dir, const std::string& extra = "") {
+  return "train /dev/null model.path=" + dir + "/model data.train=" + dir +
+         "/train.jsonl train.max_steps=1 output.dir=" + dir + "/out " + extra;
+}
+
+void expect_one_line_error(const Result& r, std::initializer_list<std::string> parts) {
+  EXPECT_NE(r.status, 0) << r.output;
+  // The resolved config goes to stderr first; the error is the last line, and only one.
+  const std::string last = r.output.substr(r.output.rfind("error:"));
+  EXPECT_EQ(std::count(last.begin(), last.end(), '\n'), 1) << last;
+  for (const std::string& p : parts) EXPECT_NE(last.find(p), std::string::npos) << p << " not in: " << last;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+TEST(BadInput, MissingSafetensors) {
+  const std::string dir = scratch_model("missing");
+  fs::remove(dir + "/model/model.safetensors");
+  expect_one_line_error(run(train_args(dir)), {"model", "safetensors"});
+}
+
+TEST(BadInput, CorruptSafetensorsHeader) {
+  const std::string dir = scratch_model("corrupt");
+  write_bytes(dir + "/model/model.safetensors", std::string("\x10\x00\x00\x00\x00\x00\x00\x00{not json at all", 24));
+  expect_one_line_error(run(train_args(dir)), {"model.safetensors"});
+}
+
+TEST(BadInput, TruncatedSafetensors) {
+  const std::string dir = scratch_model("truncated");
+  const std::string path = dir + "/model/model.safetensors";
+  fs::resize_file(path, fs::file_size(path) / 2);
+  expect_one_line_error(run(train_args(dir)), {"model.safetensors", "truncated"});
+}
+
+TEST(BadInput, ShapeMismatchWithConfig) {
+  const std::string dir = scratch_model("shape");
+  // A config that claims a wider MLP than the weights have.
+  std::ifstream in(dir + "/model/config.json");
+  std::string cfg((std::istreambuf_iterator<char>(in)), {});
+  const size_t at = cfg.find("\"intermediate_size\"");
+  ASSERT_NE(at, std::string::npos);
+  const size_t colon = cfg.find(':', at), end = cfg.find_first_of(",}", colon);
+  cfg.replace(colon + 1, end - colon - 1, " 999");
+  std::ofstream(dir + "/model/config.json", std::ios::trunc) << cfg;
+  expect_one_line_error(run(train_args(dir)), {"model.safetensors", "gate_proj", "shape"});
+}
+
+TEST(BadInput, UnsupportedDtypeNamesTensor) {
+  const std::string dir = scratch_model("dtype");
+  const std::string header =
+      R"({"model.embed_tokens.weight":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})";
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char((n >> (8 * i)) & 0xff);
+  write_bytes(dir + "/model/model.safetensors", bytes + header + std::string(8, '\0'));
+  expect_one_line_error(run(train_args(dir)), {"model.embed_tokens.weight", "I64"});
+}
+
+TEST(BadInput, MalformedJsonlLineNamesFileAndLine) {
+  const std::string dir = scratch_model("jsonl");
+  std::ofstream(dir + "/train.jsonl", std::ios::trunc) << "{\"input_ids\": [1, 2, 3]}\n"
+                                                       << "{\"input_ids\": [1, 2,, 3]}\n";
+  expect_one_line_error(run(train_args(dir)), {"train.jsonl:2"});
+}
+
+TEST(BadInput, UnknownConfigKeySuggestsClosest) {
+  const std::string dir = scratch_model("key");
+  expect_one_line_error(run(train_args(dir, "train.lrr=0.1")), {"train.lrr", "train.lr"});
+}
+
+TEST(BadInput, WrongConfigTypeNamesKey) {
+  const std::string dir = scratch_model("type");
+  expect_one_line_error(run(train_args(dir, "train.batch_size=many")), {"train.batch_size"});
+}
+
+}  // namespace
+}  // namespace lathe
