@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/hot.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace lathe::cpu {
 
@@ -21,13 +22,15 @@ LATHE_HOT double softmax_cross_entropy(float* logits, const int32_t* targets, in
       continue;
     }
     float mx = z[0];
+#pragma omp simd reduction(max : mx)
     for (int64_t v = 1; v < V; ++v) mx = std::max(mx, z[v]);
     // -log p_t = log(sum exp(z - max)) + max - z_t, from the raw logit: exp(z_t - max)
     // underflows for targets ~104 nats below the maximum.
     const float zt = z[targets[m]];
     float sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t v = 0; v < V; ++v) {
-      z[v] = std::exp(z[v] - mx);
+      z[v] = exp_vec(z[v] - mx);
       sum += z[v];
     }
     row_loss[m] = double(std::log(sum)) + double(mx) - double(zt);

@@ -35,6 +35,7 @@ LATHE_HOT double sum_squares(const float* x, size_t n) {
   for (size_t b = 0; b < blocks; ++b) {
     float s = 0;
     const size_t end = (b + 1) * 4096 < n ? (b + 1) * 4096 : n;
+#pragma omp simd reduction(+ : s)
     for (size_t i = b * 4096; i < end; ++i) s += x[i] * x[i];
     partial[b] = s;
   }

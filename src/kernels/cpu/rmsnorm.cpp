@@ -17,6 +17,7 @@ LATHE_HOT void rmsnorm_forward(float* out, float* rstd, const float* x, const fl
   for (int64_t m = 0; m < M; ++m) {
     const float* xr = x + m * C;
     float ss = 0;
+#pragma omp simd reduction(+ : ss)
     for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
     float r = 1.0f / std::sqrt(ss / float(C) + eps);
     rstd[m] = r;
@@ -47,6 +48,7 @@ LATHE_HOT void rmsnorm_backward(float* dx, float* dw, const float* dout, const f
       const float* g = dout + m * C;
       float r = rstd[m];
       float dot = 0;  // sum of (dout * w) * xhat
+#pragma omp simd reduction(+ : dot)
       for (int64_t c = 0; c < C; ++c) {
         float xhat = xr[c] * r;
         pw[c] += g[c] * xhat;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/hot.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace lathe::cpu {
 
@@ -12,7 +13,7 @@ LATHE_HOT void swiglu_forward(float* h, const float* gate_up, int64_t M, int64_t
     const float* g = gate_up + m * 2 * I;
     const float* u = g + I;
     float* o = h + m * I;
-    for (int64_t i = 0; i < I; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    for (int64_t i = 0; i < I; ++i) o[i] = g[i] / (1.0f + exp_vec(-g[i])) * u[i];
   }
 }
 
@@ -26,7 +27,7 @@ LATHE_HOT void swiglu_backward(float* dgate_up, const float* dh, const float* ga
     float* dg = dgate_up + m * 2 * I;
     float* du = dg + I;
     for (int64_t i = 0; i < I; ++i) {
-      float sig = 1.0f / (1.0f + std::exp(-g[i]));
+      float sig = 1.0f / (1.0f + exp_vec(-g[i]));
       float silu = g[i] * sig;
       du[i] = d[i] * silu;
       dg[i] = d[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
