@@ -87,6 +87,8 @@ class Backend {
 
 // threads = 0: all cores.
 std::unique_ptr<Backend> make_cpu_backend(int threads);
+// Wraps a backend, timing every call; prints the totals per op when destroyed.
+std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner);
 
 // Measured matrix-product peak (GFLOP/s) of this backend for square-ish products that
 // dominate Llama training, in the given precision ("fp32" or "bf16").

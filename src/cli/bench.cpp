@@ -31,6 +31,7 @@ struct BenchOptions {
   bool checkpointing = false;
   bool peak = false;
   std::string save_model;
+  bool profile = false;
 };
 
 double peak_rss_mb() {
@@ -41,6 +42,7 @@ double peak_rss_mb() {
 
 int run_bench(const BenchOptions& o) {
   auto be = make_cpu_backend(o.threads);
+  if (o.profile) be = make_profiling_backend(std::move(be));
   if (o.peak) {
     const double fp32 = matmul_peak_gflops_cached(*be, "fp32", true);
     nlohmann::json j = {{"backend", be->name()}, {"threads", be->threads()},
@@ -122,6 +124,7 @@ Action add_bench(CLI::App& app) {
   cmd->add_flag("--activation-checkpointing", o->checkpointing, "recompute layers in backward");
   cmd->add_option("--save-model", o->save_model,
                   "write the randomly initialised model to this HF folder and exit");
+  cmd->add_flag("--profile", o->profile, "print the time spent in each op (all steps)");
   cmd->add_flag("--peak", o->peak, "only measure the matrix-product peak (GFLOP/s)");
   return [o]() {
     if (!o->peak && o->model_config.empty()) {
