@@ -69,7 +69,10 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
       table_(make_param_table(cfg)) {
   params_ = DeviceBuffer<float>(be_, table_.total);
   grads_ = DeviceBuffer<float>(be_, table_.total);
-  if (precision_ == Precision::BF16) compute_ = DeviceBuffer<float>(be_, table_.total);
+  if (precision_ == Precision::BF16) {
+    compute_offset_ = cfg_.tie_word_embeddings || table_.layers.empty() ? 0 : table_.layers[0].ln1;
+    compute_ = DeviceBuffer<float>(be_, table_.total - compute_offset_);
+  }
 }
 
 void LlamaModel::load(const SafetensorsModel& weights) {
@@ -96,8 +99,9 @@ void LlamaModel::init_random(uint64_t seed) {
 
 void LlamaModel::refresh_compute_weights() {
   if (!compute_.get()) return;
-  be_.copy(compute_.get(), params_.get(), table_.total * sizeof(float));
-  be_.round_to_bf16(compute_.get(), table_.total);
+  const size_t n = table_.total - compute_offset_;
+  be_.copy(compute_.get(), params_.get() + compute_offset_, n * sizeof(float));
+  be_.round_to_bf16(compute_.get(), n);
 }
 
 std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
@@ -146,21 +150,20 @@ void LlamaModel::ensure_buffers(int64_t B, int64_t T) {
   acts_.resize(sets);
   for (LayerActs& a : acts_) {
     if (!checkpointing_) a.x_in.ensure(be_, M * C);
-    a.xn1.ensure(be_, M * C);
     a.rstd1.ensure(be_, M);
     a.qkv.ensure(be_, M * S);
     a.att.ensure(be_, M * HD);
     a.lse.ensure(be_, M * H);
     a.x_mid.ensure(be_, M * C);
-    a.xn2.ensure(be_, M * C);
     a.rstd2.ensure(be_, M);
     a.gu.ensure(be_, M * 2 * I);
-    a.h.ensure(be_, M * I);
   }
   if (checkpointing_) {
     layer_inputs_.resize(size_t(cfg_.num_hidden_layers));
     for (auto& x : layer_inputs_) x.ensure(be_, M * C);
   }
+  xn_.ensure(be_, M * C);
+  h_.ensure(be_, M * I);
   x_final_.ensure(be_, M * C);
   xn_final_.ensure(be_, M * C);
   rstd_final_.ensure(be_, M);
@@ -201,16 +204,15 @@ void LlamaModel::upload_batch(const Batch& b) {
 
 void LlamaModel::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out) {
   const LayerOffsets& o = table_.layers[size_t(l)];
-  const float* W = compute_weights();
   const float* P = params_.get();
   const int64_t M = B_ * T_, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads, D = cfg_.head_dim;
   const int64_t S = (H + 2 * KV) * D;
   const float eps = float(cfg_.rms_norm_eps);
 
-  be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x_in, P + o.ln1, M, C, eps);
-  maybe_round(a.xn1.get(), size_t(M * C));
-  matmul_xwT(a.qkv.get(), a.xn1.get(), W + o.wqkv, M, S, C, 0.0f);
+  be_.rmsnorm_forward(xn_.get(), a.rstd1.get(), x_in, P + o.ln1, M, C, eps);
+  maybe_round(xn_.get(), size_t(M * C));
+  matmul_xwT(a.qkv.get(), xn_.get(), weight(o.wqkv), M, S, C, 0.0f);
   // q and k heads are adjacent in each row: one call rotates both.
   be_.rope_forward(a.qkv.get(), positions_.get(), rope_.get(), M, H + KV, D, S, false);
   AttentionArgs aa{B_, T_, H, KV, D, doc_start_.get()};
@@ -219,23 +221,23 @@ void LlamaModel::layer_forward(int64_t l, LayerActs& a, const float* x_in, float
   // sees the bf16 output, an error of bf16 size like autocast's.
   maybe_round(a.att.get(), size_t(M * H * D));
   be_.copy(a.x_mid.get(), x_in, size_t(M * C) * sizeof(float));
-  matmul_xwT(a.x_mid.get(), a.att.get(), W + o.wo, M, C, H * D, 1.0f);
+  matmul_xwT(a.x_mid.get(), a.att.get(), weight(o.wo), M, C, H * D, 1.0f);
 
-  be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.x_mid.get(), P + o.ln2, M, C, eps);
-  maybe_round(a.xn2.get(), size_t(M * C));
-  matmul_xwT(a.gu.get(), a.xn2.get(), W + o.wgu, M, 2 * I, C, 0.0f);
-  be_.swiglu_forward(a.h.get(), a.gu.get(), M, I);
-  maybe_round(a.h.get(), size_t(M * I));
+  be_.rmsnorm_forward(xn_.get(), a.rstd2.get(), a.x_mid.get(), P + o.ln2, M, C, eps);
+  maybe_round(xn_.get(), size_t(M * C));
+  matmul_xwT(a.gu.get(), xn_.get(), weight(o.wgu), M, 2 * I, C, 0.0f);
+  be_.swiglu_forward(h_.get(), a.gu.get(), M, I);
+  maybe_round(h_.get(), size_t(M * I));
   be_.copy(x_out, a.x_mid.get(), size_t(M * C) * sizeof(float));
-  matmul_xwT(x_out, a.h.get(), W + o.wd, M, C, I, 1.0f);
+  matmul_xwT(x_out, h_.get(), weight(o.wd), M, C, I, 1.0f);
 }
 
 // dx[M,C] holds d(loss)/d(layer output) on entry and d/d(layer input) on return.
 void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, float* dx) {
   const LayerOffsets& o = table_.layers[size_t(l)];
-  const float* W = compute_weights();
   const float* P = params_.get();
   float* G = grads_.get();
+  const float eps = float(cfg_.rms_norm_eps);
   const int64_t M = B_ * T_, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads, D = cfg_.head_dim;
   const int64_t S = (H + 2 * KV) * D, HD = H * D;
@@ -250,21 +252,27 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
   };
 
   // MLP: out = x_mid + down(h)
-  mm(dh_.get(), dx, false, W + o.wd, false, M, I, C, C, I, 0.0f);        // dh = dx · Wd
-  mm(G + o.wd, dx, true, a.h.get(), false, C, I, M, C, I, 1.0f);         // dWd += dxᵀ · h
+  be_.swiglu_forward(h_.get(), a.gu.get(), M, I);  // recomputed, as in the forward
+  maybe_round(h_.get(), size_t(M * I));
+  mm(dh_.get(), dx, false, weight(o.wd), false, M, I, C, C, I, 0.0f);    // dh = dx · Wd
+  mm(G + o.wd, dx, true, h_.get(), false, C, I, M, C, I, 1.0f);          // dWd += dxᵀ · h
   be_.swiglu_backward(dgu_.get(), dh_.get(), a.gu.get(), M, I);
-  mm(dxn_.get(), dgu_.get(), false, W + o.wgu, false, M, C, 2 * I, 2 * I, C, 0.0f);
-  mm(G + o.wgu, dgu_.get(), true, a.xn2.get(), false, 2 * I, C, M, 2 * I, C, 1.0f);
+  be_.rmsnorm_forward(xn_.get(), a.rstd2.get(), a.x_mid.get(), P + o.ln2, M, C, eps);
+  maybe_round(xn_.get(), size_t(M * C));
+  mm(dxn_.get(), dgu_.get(), false, weight(o.wgu), false, M, C, 2 * I, 2 * I, C, 0.0f);
+  mm(G + o.wgu, dgu_.get(), true, xn_.get(), false, 2 * I, C, M, 2 * I, C, 1.0f);
   be_.rmsnorm_backward(dx, G + o.ln2, dxn_.get(), a.x_mid.get(), P + o.ln2, a.rstd2.get(), M, C);
 
   // Attention: x_mid = x_in + o_proj(attn(rope(qkv(norm(x_in)))))
-  mm(datt_.get(), dx, false, W + o.wo, false, M, HD, C, C, HD, 0.0f);
+  mm(datt_.get(), dx, false, weight(o.wo), false, M, HD, C, C, HD, 0.0f);
   mm(G + o.wo, dx, true, a.att.get(), false, C, HD, M, C, HD, 1.0f);
   AttentionArgs aa{B_, T_, H, KV, D, doc_start_.get()};
   be_.attention_backward(dqkv_.get(), datt_.get(), a.att.get(), a.lse.get(), a.qkv.get(), aa);
   be_.rope_forward(dqkv_.get(), positions_.get(), rope_.get(), M, H + KV, D, S, true);
-  mm(dxn_.get(), dqkv_.get(), false, W + o.wqkv, false, M, C, S, S, C, 0.0f);
-  mm(G + o.wqkv, dqkv_.get(), true, a.xn1.get(), false, S, C, M, S, C, 1.0f);
+  be_.rmsnorm_forward(xn_.get(), a.rstd1.get(), x_in, P + o.ln1, M, C, eps);
+  maybe_round(xn_.get(), size_t(M * C));
+  mm(dxn_.get(), dqkv_.get(), false, weight(o.wqkv), false, M, C, S, S, C, 0.0f);
+  mm(G + o.wqkv, dqkv_.get(), true, xn_.get(), false, S, C, M, S, C, 1.0f);
   be_.rmsnorm_backward(dx, G + o.ln1, dxn_.get(), x_in, P + o.ln1, a.rstd1.get(), M, C);
 }
 
@@ -273,7 +281,7 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
 // Writes d(loss)/d(xn_final) into dxf (rows without targets get zero).
 double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* dxf) {
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size;
-  const float* W = compute_weights();
+  const float* W = weight(table_.lm_head);
   float* G = grads_.get();
   std::vector<int32_t> rows;
   for (int64_t i = 0; i < M; ++i)
@@ -295,12 +303,12 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
       tg[size_t(i)] = b.targets[size_t(row)];
     }
     be_.copy(rows_targets_.get(), tg.data(), size_t(m) * 4);
-    matmul_xwT(logits_chunk_.get(), rows_x_.get(), W + table_.lm_head, m, V, C, 0.0f);
+    matmul_xwT(logits_chunk_.get(), rows_x_.get(), W, m, V, C, 0.0f);
     loss += be_.softmax_cross_entropy(logits_chunk_.get(), rows_targets_.get(), m, V, loss_scale);
     MatmulArgs dx;  // d(rows) = dlogits · W
     dx.M = m, dx.N = C, dx.K = V;
     dx.A = logits_chunk_.get(), dx.lda = V;
-    dx.B = W + table_.lm_head, dx.ldb = C;
+    dx.B = W, dx.ldb = C;
     dx.C = rows_dx_.get(), dx.ldc = C;
     be_.matmul(dx);
     MatmulArgs dw;  // dW += dlogitsᵀ · rows
@@ -373,7 +381,7 @@ double LlamaModel::forward(const Batch& b, float* logits) {
     full = DeviceBuffer<float>(be_, size_t(M * V));
     out = full.get();
   }
-  matmul_xwT(out, xn_final_.get(), compute_weights() + table_.lm_head, M, V, C, 0.0f);
+  matmul_xwT(out, xn_final_.get(), weight(table_.lm_head), M, V, C, 0.0f);
   // Loss from the logits without disturbing them.
   double loss = 0;
   for (int64_t i = 0; i < M; ++i) {

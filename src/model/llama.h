@@ -31,12 +31,18 @@ class LlamaModel {
   Precision precision() const { return precision_; }
   size_t num_params() const { return table_.total; }
 
-  // fp32 master weights, their gradients, and the weights products read (the master
-  // weights themselves in fp32; a bf16-rounded copy in bf16).
+  // fp32 master weights and their gradients.
   float* params() { return params_.get(); }
   float* grads() { return grads_.get(); }
-  float* compute_weights() { return compute_.get() ? compute_.get() : params_.get(); }
-  bool has_compute_copy() const { return bool(compute_.get()); }
+  // bf16 training keeps a bf16-rounded copy of the parameters that matrix products read:
+  // the flat range [compute_offset(), num_params()), which leaves out the embedding table
+  // when it is not tied to the lm_head (a lookup reads the fp32 master). Null in fp32.
+  float* compute_copy() { return compute_.get(); }
+  size_t compute_offset() const { return compute_offset_; }
+  // The weights products read at a flat offset: the master (fp32) or the rounded copy.
+  const float* weight(size_t offset) const {
+    return compute_.get() ? compute_.get() + (offset - compute_offset_) : params_.get() + offset;
+  }
 
   // Copies every tensor from an HF folder, converting F16/BF16 to fp32; each tensor's
   // name, shape and dtype are checked against the config, errors name file and tensor.
@@ -57,7 +63,10 @@ class LlamaModel {
 
  private:
   struct LayerActs {
-    DeviceBuffer<float> x_in, xn1, rstd1, qkv, att, lse, x_mid, xn2, rstd2, gu, h;
+    // Saved for the backward. The normalized inputs and the SwiGLU output are not kept:
+    // they are recomputed from x_in, x_mid and gate_up (two cheap elementwise passes)
+    // to save 3·C + I floats per token per layer.
+    DeviceBuffer<float> x_in, rstd1, qkv, att, lse, x_mid, rstd2, gu;
   };
   void ensure_buffers(int64_t B, int64_t T);
   void ensure_rope(int64_t T);
@@ -75,6 +84,7 @@ class LlamaModel {
   bool checkpointing_;
   ParamTable table_;
   DeviceBuffer<float> params_, grads_, compute_;
+  size_t compute_offset_ = 0;
 
   // Activations: one set per layer, or one shared set plus the layer inputs when
   // activation checkpointing recomputes each layer in backward.
@@ -82,6 +92,7 @@ class LlamaModel {
   std::vector<LayerActs> acts_;
   std::vector<DeviceBuffer<float>> layer_inputs_;
   DeviceBuffer<float> x_final_, xn_final_, rstd_final_;
+  DeviceBuffer<float> xn_, h_;  // recomputed activations (scratch shared by all layers)
   DeviceBuffer<float> dx_, dxn_, dh_, dgu_, datt_, dqkv_, logits_chunk_, rows_x_, rows_dx_;
   DeviceBuffer<int32_t> ids_, targets_, positions_, doc_start_, rows_targets_;
   DeviceBuffer<float> rope_;  // [T, D] cos | sin

@@ -23,9 +23,13 @@ double AdamW::step(LlamaModel& model, double lr, int64_t step) {
   a.step = step;
   // The update also writes the weights the next forward reads (bf16-rounded in bf16
   // training), saving a separate pass over all parameters.
-  be_.adamw_step(model.params(), model.grads(), m_.get(), v_.get(),
-                 model.has_compute_copy() ? model.compute_weights() : nullptr,
-                 model.precision() == Precision::BF16, n, a);
+  float* p = model.params();
+  const float* g = model.grads();
+  const size_t c0 = model.compute_copy() ? model.compute_offset() : n;
+  if (c0 > 0) be_.adamw_step(p, g, m_.get(), v_.get(), nullptr, false, c0, a);
+  if (c0 < n)
+    be_.adamw_step(p + c0, g + c0, m_.get() + c0, v_.get() + c0, model.compute_copy(), true,
+                   n - c0, a);
   be_.sync();
   return norm;
 }
