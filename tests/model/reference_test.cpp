@@ -2,6 +2,8 @@
 // parameter gradient of tiny random Llamas (GQA/MHA, tied/untied, llama3 RoPE scaling).
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "backend/backend.h"
 #include "model/golden.h"
 #include "model/llama.h"
@@ -42,8 +44,11 @@ TEST_P(ReferenceModel, LogitsAndLossMatchFp32) {
   const Batch b = golden_batch(*forward_);
   std::vector<float> logits(size_t(b.B * b.T * cfg_.vocab_size));
   const double loss = model->forward(b, logits.data()) / double(b.num_targets());
-  EXPECT_LT(rel_error(logits.data(), ref("logits"), logits.size()), 1e-5);
+  const double err = rel_error(logits.data(), ref("logits"), logits.size());
+  EXPECT_LT(err, 1e-5);
   EXPECT_NEAR(loss, ref("loss")[0], 1e-5 * std::fabs(ref("loss")[0]));
+  std::printf("[ reached  ] logits rel error %.2e, loss rel error %.2e\n", err,
+              std::fabs(loss - ref("loss")[0]) / ref("loss")[0]);
 }
 
 TEST_P(ReferenceModel, EveryGradientMatchesFp32) {
@@ -54,10 +59,14 @@ TEST_P(ReferenceModel, EveryGradientMatchesFp32) {
     const double loss =
         model->forward_backward(b, 1.0f / float(b.num_targets())) / double(b.num_targets());
     EXPECT_NEAR(loss, ref("loss")[0], 1e-5 * std::fabs(ref("loss")[0]));
+    double worst = 0;
     for (const ParamEntry& e : model->table().entries) {
       const double err = rel_error(model->grads() + e.offset, ref("grad." + e.name), e.numel);
       EXPECT_LT(err, 1e-4) << e.name << (checkpointing ? " (activation checkpointing)" : "");
+      worst = std::max(worst, err);
     }
+    std::printf("[ reached  ] worst gradient rel error %.2e%s\n", worst,
+                checkpointing ? " (activation checkpointing)" : "");
   }
 }
 
