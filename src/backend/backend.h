@@ -37,6 +37,7 @@ struct AttentionArgs {
 struct AdamWArgs {
   float lr = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0;
   int64_t step = 1;  // 1-based, for bias correction
+  float grad_scale = 1.0f;  // gradient clipping folded into the update: g ← g · grad_scale
 };
 
 class Backend {

@@ -75,7 +75,9 @@ int run_bench(const BenchOptions& o) {
     b.targets[size_t(i)] = (i % b.T == b.T - 1) ? -100 : b.input_ids[size_t(i + 1)];
   const float scale = 1.0f / float(b.num_targets());
 
-  const double peak = matmul_peak_gflops_cached(*be, o.precision, false);
+  // Measured now, next to the steps: this machine's speed drifts by 10-20% over minutes,
+  // and MFU should compare the two under the same conditions.
+  const double peak = matmul_peak_gflops_cached(*be, o.precision, true);
   double startup = 0;
   std::vector<double> times;
   for (int64_t s = 0; s < o.warmup + o.steps; ++s) {

@@ -10,11 +10,11 @@ AdamW::AdamW(Backend& be, size_t n, const OptimizerSettings& s)
 double AdamW::step(LlamaModel& model, double lr, int64_t step) {
   const size_t n = model.num_params();
   const double norm = std::sqrt(be_.sum_squares(model.grads(), n));
+  AdamWArgs a;
   if (s_.grad_clip > 0) {
     const double coef = s_.grad_clip / (norm + 1e-6);
-    if (coef < 1.0) be_.scale(model.grads(), n, float(coef));
+    if (coef < 1.0) a.grad_scale = float(coef);
   }
-  AdamWArgs a;
   a.lr = float(lr);
   a.beta1 = float(s_.beta1);
   a.beta2 = float(s_.beta2);

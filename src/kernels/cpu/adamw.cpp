@@ -16,7 +16,7 @@ LATHE_HOT void adamw_step(float* p, const float* g, float* m, float* v, float* c
   const float decay = 1.0f - a.lr * a.weight_decay;
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; ++i) {
-    const float gi = g[i];
+    const float gi = g[i] * a.grad_scale;
     const float mi = b1 * m[i] + (1.0f - b1) * gi;
     const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
     m[i] = mi;
