@@ -88,6 +88,13 @@ class Backend {
 
 // threads = 0: all cores.
 std::unique_ptr<Backend> make_cpu_backend(int threads);
+#ifdef LATHE_HAVE_CUDA
+// The CUDA backend (built with -DLATHE_CUDA=ON): memory and cuBLASLt products today;
+// its per-op kernels are not written yet and say so when called.
+std::unique_ptr<Backend> make_cuda_backend(int device);
+int cuda_device_count();  // 0 when there is no usable GPU or driver
+#endif
+
 // Wraps a backend, timing every call; prints the totals per op when destroyed.
 std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner);
 
