@@ -48,6 +48,12 @@ uint64_t Sampler::next() {
   }
 }
 
+uint64_t Sampler::peek() const {
+  // Rare (once per packed row), so simply run next() on a copy.
+  Sampler copy = *this;
+  return copy.next();
+}
+
 void Sampler::restore(const SamplerState& s) {
   LATHE_CHECK(s.offset <= n_, "checkpoint's data position (", s.offset,
               ") is past the end of the dataset (", n_,

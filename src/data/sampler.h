@@ -16,6 +16,7 @@ class Sampler {
  public:
   Sampler(uint64_t num_rows, bool shuffle, uint64_t seed, int rank = 0, int world = 1);
   uint64_t next();  // the next row index for this rank
+  uint64_t peek() const;  // what next() would return, without consuming it
   SamplerState state() const { return state_; }
   void restore(const SamplerState& s);
   uint64_t num_rows() const { return n_; }

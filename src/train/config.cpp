@@ -25,6 +25,7 @@ namespace {
 // reader for it); nothing else in this file needs to change.
 constexpr std::array<std::string_view, 1> kDataFormats = {"input_ids"};
 constexpr std::array<std::string_view, 2> kPrecisions = {"fp32", "bf16"};
+constexpr std::array<std::string_view, 2> kPaddings = {"longest", "max_length"};
 constexpr std::array<std::string_view, 4> kSchedules = {"constant", "linear", "cosine", "step"};
 constexpr std::array<std::string_view, 3> kSaveDtypes = {"", "bf16", "fp32"};
 
@@ -73,6 +74,10 @@ const KeyDef kKeys[] = {
     LATHE_KEY(data, format, .doc = "row format", .choices = kDataFormats),
     LATHE_KEY(data, seq_len, .doc = "maximum tokens per sequence", .check = at_least<int64_t{1}>),
     LATHE_KEY(data, shuffle, .doc = "shuffle rows each epoch"),
+    LATHE_KEY(data, packing,
+              .doc = "pack whole documents into seq_len rows; attention and positions restart per document"),
+    LATHE_KEY(data, padding, .doc = "pad rows to the longest in the micro-batch or to seq_len",
+              .choices = kPaddings),
     LATHE_KEY(train, precision, .doc = "training precision", .choices = kPrecisions),
     LATHE_KEY(train, batch_size, .doc = "micro-batch size per process",
               .check = at_least<int64_t{1}>),

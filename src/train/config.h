@@ -17,6 +17,8 @@ struct DataSection {
   std::string format = "input_ids";  // input_ids
   int64_t seq_len = 512;
   bool shuffle = true;
+  bool packing = false;          // concatenate documents into seq_len rows, attention per document
+  std::string padding = "longest";  // longest (in the micro-batch) | max_length (always seq_len)
 };
 
 struct TrainSection {

@@ -63,12 +63,24 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   if (!cfg_.data.eval.empty()) eval_rows_ = read_input_ids_jsonl(cfg_.data.eval, mc.vocab_size);
   sampler_ = std::make_unique<Sampler>(rows_.size(), cfg_.data.shuffle, cfg_.train.seed);
 
+  // Rows per epoch: the documents, or with packing the packed rows one epoch makes (a
+  // dry run of the packer in file order; shuffled epochs pack within a row or two of it).
+  int64_t epoch_rows = int64_t(rows_.size());
+  if (cfg_.data.packing) {
+    epoch_rows = 0;
+    int64_t len = 0;
+    for (const TokenRow& r : rows_) {
+      const int64_t n = row_tokens(r, cfg_.data.seq_len);
+      if (len > 0 && len + n > cfg_.data.seq_len) ++epoch_rows, len = 0;
+      len += n;
+    }
+    epoch_rows += len > 0;
+  }
   const int64_t rows_per_step = cfg_.train.batch_size * cfg_.train.grad_accum;
-  const int64_t steps_per_epoch =
-      std::max<int64_t>(1, (int64_t(rows_.size()) + rows_per_step - 1) / rows_per_step);
+  const int64_t steps_per_epoch = std::max<int64_t>(1, (epoch_rows + rows_per_step - 1) / rows_per_step);
   total_steps_ = cfg_.train.max_steps > 0
                      ? cfg_.train.max_steps
-                     : std::max<int64_t>(1, int64_t(std::ceil(cfg_.train.epochs * double(rows_.size()) /
+                     : std::max<int64_t>(1, int64_t(std::ceil(cfg_.train.epochs * double(epoch_rows) /
                                                              double(rows_per_step))));
   schedule_ = {cfg_.train.schedule, cfg_.train.warmup_steps, total_steps_, steps_per_epoch,
                cfg_.train.gamma};
@@ -104,18 +116,12 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
 
 StepMetrics Trainer::step() {
   const auto t0 = Clock::now();
-  const int64_t B = cfg_.train.batch_size, A = cfg_.train.grad_accum;
-  std::vector<Batch> micro(static_cast<size_t>(A));
+  const int64_t A = cfg_.train.grad_accum;
+  std::vector<Batch> micro;
   int64_t targets = 0, tokens = 0;
   for (int64_t j = 0; j < A; ++j) {
-    std::vector<const TokenRow*> rows;
-    for (int64_t i = 0; i < B; ++i) {
-      const TokenRow* r = &rows_[sampler_->next()];
-      rows.push_back(r);
-      tokens += std::min<int64_t>(cfg_.data.seq_len, int64_t(r->input_ids.size()));
-    }
-    micro[size_t(j)] = make_batch(rows, cfg_.data.seq_len);
-    targets += micro[size_t(j)].num_targets();
+    micro.push_back(next_micro_batch(&tokens));
+    targets += micro.back().num_targets();
   }
 
   // The step's loss is the mean over all its target tokens, whatever the split into
@@ -143,6 +149,38 @@ StepMetrics Trainer::step() {
   return m;
 }
 
+// Packing fills each row with whole documents in sampler order until the next one would
+// not fit; that one starts the next row (peek, so a checkpoint never loses it).
+std::vector<const TokenRow*> Trainer::pack_next_row() {
+  std::vector<const TokenRow*> docs;
+  int64_t len = 0;
+  for (;;) {
+    const TokenRow& r = rows_[sampler_->peek()];
+    const int64_t n = row_tokens(r, cfg_.data.seq_len);
+    if (!docs.empty() && len + n > cfg_.data.seq_len) break;
+    sampler_->next();
+    docs.push_back(&r);
+    len += n;
+    if (len >= cfg_.data.seq_len) break;
+  }
+  return docs;
+}
+
+Batch Trainer::next_micro_batch(int64_t* tokens) {
+  const int64_t B = cfg_.train.batch_size, seq = cfg_.data.seq_len;
+  const bool pad_to_max = cfg_.data.padding == "max_length";
+  std::vector<std::vector<const TokenRow*>> packed;
+  for (int64_t i = 0; i < B; ++i) {
+    if (cfg_.data.packing) {
+      packed.push_back(pack_next_row());
+    } else {
+      packed.push_back({&rows_[sampler_->next()]});
+    }
+    for (const TokenRow* r : packed.back()) *tokens += row_tokens(*r, seq);
+  }
+  return make_packed_batch(packed, seq, pad_to_max);
+}
+
 double Trainer::evaluate() {
   // Mean token loss over every eval row, in file order, with the micro-batch size.
   double loss = 0;
@@ -151,7 +189,7 @@ double Trainer::evaluate() {
   for (size_t i = 0; i < eval_rows_.size(); i += B) {
     std::vector<const TokenRow*> rows;
     for (size_t j = i; j < std::min(eval_rows_.size(), i + B); ++j) rows.push_back(&eval_rows_[j]);
-    const Batch b = make_batch(rows, cfg_.data.seq_len);
+    const Batch b = make_batch(rows, cfg_.data.seq_len, cfg_.data.padding == "max_length");
     loss += model_->forward(b, nullptr);
     targets += b.num_targets();
   }

@@ -54,6 +54,8 @@ class Trainer {
   std::unique_ptr<Backend> be_;
   std::unique_ptr<LlamaModel> model_;
   void log_eval(std::ostream& metrics, bool tty);
+  std::vector<const TokenRow*> pack_next_row();
+  Batch next_micro_batch(int64_t* tokens);
   std::vector<TokenRow> rows_, eval_rows_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<AdamW> optimizer_;
