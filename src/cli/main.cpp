@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
     verbs.emplace_back(app.get_subcommands({})[before], a);
   };
   add(lathe::cli::add_train);
+  add(lathe::cli::add_prep);
+  add(lathe::cli::add_tokenize);
   add(lathe::cli::add_bench);
   try {
     app.parse(argc, argv);

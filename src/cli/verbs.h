@@ -8,5 +8,7 @@ namespace lathe::cli {
 using Action = std::function<int()>;
 Action add_train(CLI::App& app);
 Action add_bench(CLI::App& app);
+Action add_prep(CLI::App& app);
+Action add_tokenize(CLI::App& app);
 
 }  // namespace lathe::cli

@@ -23,7 +23,11 @@ namespace {
 
 // The allowed values of enum-like keys. Adding a data format means adding it here (and a
 // reader for it); nothing else in this file needs to change.
-constexpr std::array<std::string_view, 1> kDataFormats = {"input_ids"};
+// Must agree with data_formats() in data/formats.cpp (a test checks).
+constexpr std::array<std::string_view, 8> kDataFormats = {
+    "input_ids", "text", "alpaca", "samsum", "pubmedqa", "gsm8k", "chat", "template"};
+constexpr std::array<std::string_view, 2> kBadRowPolicies = {"error", "skip"};
+constexpr std::array<std::string_view, 2> kTooLongPolicies = {"truncate", "drop"};
 constexpr std::array<std::string_view, 2> kPrecisions = {"fp32", "bf16"};
 constexpr std::array<std::string_view, 2> kPaddings = {"longest", "max_length"};
 constexpr std::array<std::string_view, 4> kSchedules = {"constant", "linear", "cosine", "step"};
@@ -78,6 +82,15 @@ const KeyDef kKeys[] = {
               .doc = "pack whole documents into seq_len rows; attention and positions restart per document"),
     LATHE_KEY(data, padding, .doc = "pad rows to the longest in the micro-batch or to seq_len",
               .choices = kPaddings),
+    LATHE_KEY(data, train_on_prompt, .doc = "loss on prompt tokens too (default: response only)"),
+    LATHE_KEY(data, on_bad_row, .doc = "a malformed row stops the run, or is skipped and counted",
+              .choices = kBadRowPolicies),
+    LATHE_KEY(data, too_long, .doc = "rows over seq_len are truncated or dropped (counted)",
+              .choices = kTooLongPolicies),
+    LATHE_KEY(data, prompt_template, .doc = "format template: prompt over {field} names"),
+    LATHE_KEY(data, response_field, .doc = "format template: the field holding the response"),
+    LATHE_KEY(data, response_template, .doc = "format template: response over {field} names"),
+    LATHE_KEY(data, cache_dir, .doc = "tokenized-data cache folder; \"\" = ~/.cache/lathe/datasets"),
     LATHE_KEY(train, precision, .doc = "training precision", .choices = kPrecisions),
     LATHE_KEY(train, batch_size, .doc = "micro-batch size per process",
               .check = at_least<int64_t{1}>),

@@ -14,11 +14,16 @@ struct ModelSection {
 struct DataSection {
   std::string train;               // jsonl file
   std::string eval;                // optional jsonl file
-  std::string format = "input_ids";  // input_ids
+  std::string format = "input_ids";  // see data_formats() in data/formats.h
   int64_t seq_len = 512;
   bool shuffle = true;
   bool packing = false;          // concatenate documents into seq_len rows, attention per document
   std::string padding = "longest";  // longest (in the micro-batch) | max_length (always seq_len)
+  bool train_on_prompt = false;
+  std::string on_bad_row = "error";  // error | skip
+  std::string too_long = "truncate";  // truncate | drop
+  std::string prompt_template, response_field, response_template;  // format "template"
+  std::string cache_dir;  // tokenized-data cache; "" = ~/.cache/lathe/datasets
 };
 
 struct TrainSection {

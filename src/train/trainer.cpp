@@ -15,6 +15,7 @@
 #include "io/hf_export.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
+#include "train/datasets.h"
 
 namespace fs = std::filesystem;
 
@@ -59,8 +60,25 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   SafetensorsModel weights(cfg_.model.path);
   model_->load(weights);
 
-  rows_ = read_input_ids_jsonl(cfg_.data.train, mc.vocab_size);
-  if (!cfg_.data.eval.empty()) eval_rows_ = read_input_ids_jsonl(cfg_.data.eval, mc.vocab_size);
+  auto report = [](const char* what, const LoadedRows& d) {
+    std::fprintf(stderr,
+                 "%s: %lld rows, %lld tokens (%lld with loss); %lld truncated, %lld dropped, "
+                 "%lld bad rows skipped; %.2fs%s\n",
+                 what, static_cast<long long>(d.stats.rows), static_cast<long long>(d.stats.tokens),
+                 static_cast<long long>(d.stats.targets), static_cast<long long>(d.stats.truncated),
+                 static_cast<long long>(d.stats.dropped),
+                 static_cast<long long>(d.stats.skipped_bad), d.seconds,
+                 d.cache_path.empty() ? "" : (d.cache_hit ? " (cached)" : " (tokenized, cached)"));
+    if (!d.stats.first_bad.empty()) std::fprintf(stderr, "  first skipped row: %s\n", d.stats.first_bad.c_str());
+  };
+  LoadedRows train = load_rows(cfg_, cfg_.data.train, mc.vocab_size);
+  report("train data", train);
+  rows_ = std::move(train.rows);
+  if (!cfg_.data.eval.empty()) {
+    LoadedRows eval = load_rows(cfg_, cfg_.data.eval, mc.vocab_size);
+    report("eval data", eval);
+    eval_rows_ = std::move(eval.rows);
+  }
   sampler_ = std::make_unique<Sampler>(rows_.size(), cfg_.data.shuffle, cfg_.train.seed);
 
   // Rows per epoch: the documents, or with packing the packed rows one epoch makes (a

@@ -232,7 +232,7 @@ TEST_F(ConfigTest, EnumAndRangeValidationNamesTheKey) {
   const std::pair<const char*, const char*> cases[] = {
       {"train.precision=fp16", "train.precision"},
       {"train.schedule=exp", "train.schedule"},
-      {"data.format=text", "data.format"},
+      {"data.format=parquet", "data.format"},
       {"output.save_dtype=fp16", "output.save_dtype"},
       {"train.batch_size=0", "train.batch_size"},
       {"train.grad_accum=0", "train.grad_accum"},

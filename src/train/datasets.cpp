@@ -1,0 +1,101 @@
+#include "train/datasets.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/token_cache.h"
+#include "tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe {
+namespace {
+
+DataSpec spec_for(const Config& cfg, const std::string& path, int64_t vocab_size) {
+  DataSpec s;
+  s.format = cfg.data.format;
+  s.path = path;
+  s.seq_len = cfg.data.seq_len;
+  s.vocab_size = vocab_size;
+  s.train_on_prompt = cfg.data.train_on_prompt;
+  s.on_bad_row = cfg.data.on_bad_row;
+  s.too_long = cfg.data.too_long;
+  s.prompt_template = cfg.data.prompt_template;
+  s.response_field = cfg.data.response_field;
+  s.response_template = cfg.data.response_template;
+  return s;
+}
+
+// Everything the tokenized rows depend on. The format version is part of it, so a change
+// to templates or the tokenizer code invalidates old caches (bump it when they change).
+uint64_t cache_key(const DataSpec& s, const std::string& model_path) {
+  uint64_t h = hash_text("lathe-data-v1", kHashSeed);
+  h = hash_file(s.path, h);
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                           "special_tokens_map.json"}) {
+    const fs::path p = fs::path(model_path) / name;
+    h = hash_text(name, h);
+    if (fs::exists(p)) h = hash_file(p.string(), h);
+  }
+  for (const std::string& v : {s.format, std::to_string(s.seq_len), std::to_string(s.train_on_prompt),
+                               s.on_bad_row, s.too_long, s.prompt_template, s.response_field,
+                               s.response_template})
+    h = hash_text(v, h);
+  return h;
+}
+
+DataStats stats_from_json(const nlohmann::json& j) {
+  DataStats s;
+  s.rows = j.value("rows", 0);
+  s.tokens = j.value("tokens", 0);
+  s.targets = j.value("targets", 0);
+  s.skipped_bad = j.value("skipped_bad", 0);
+  s.truncated = j.value("truncated", 0);
+  s.dropped = j.value("dropped", 0);
+  s.first_bad = j.value("first_bad", "");
+  return s;
+}
+
+nlohmann::json stats_to_json(const DataStats& s) {
+  return {{"rows", s.rows},           {"tokens", s.tokens},       {"targets", s.targets},
+          {"skipped_bad", s.skipped_bad}, {"truncated", s.truncated}, {"dropped", s.dropped},
+          {"first_bad", s.first_bad}};
+}
+
+}  // namespace
+
+LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_size) {
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadedRows out;
+  const DataSpec spec = spec_for(cfg, path, vocab_size);
+  validate_data_spec(spec);
+  if (spec.format == "input_ids") {
+    out.rows = load_dataset(spec, nullptr, &out.stats);
+  } else {
+    const std::string dir = cfg.data.cache_dir.empty() ? default_token_cache_dir() : cfg.data.cache_dir;
+    const uint64_t key = cache_key(spec, cfg.model.path);
+    out.cache_path = token_cache_path(dir, key);
+    const std::string stats_path = out.cache_path + ".json";
+    if (auto cached = token_cache_read(out.cache_path, key); cached && fs::exists(stats_path)) {
+      out.rows = std::move(*cached);
+      std::ifstream f(stats_path);
+      out.stats = stats_from_json(nlohmann::json::parse(f, nullptr, false));
+      out.cache_hit = true;
+    } else {
+      const auto tokenizer = Tokenizer::load(cfg.model.path);
+      LATHE_CHECK(tokenizer->vocab_size() <= vocab_size, cfg.model.path, ": the tokenizer has ",
+                  tokenizer->vocab_size(), " tokens but the model's vocabulary is ", vocab_size);
+      const auto encoder = make_tokenizer_encoder(*tokenizer);
+      out.rows = load_dataset(spec, encoder.get(), &out.stats);
+      token_cache_write(out.cache_path, key, out.rows);
+      std::ofstream(stats_path) << stats_to_json(out.stats).dump() << "\n";
+    }
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace lathe

@@ -1,0 +1,24 @@
+// Training and eval rows for a config: read, rendered by the format's template,
+// tokenized with the model folder's tokenizer, and cached (data/token_cache.h) so later
+// runs with the same files and settings skip tokenization.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "data/formats.h"
+#include "train/config.h"
+
+namespace lathe {
+
+struct LoadedRows {
+  std::vector<TokenRow> rows;
+  DataStats stats;
+  bool cache_hit = false;
+  std::string cache_path;  // "" for input_ids (already tokens)
+  double seconds = 0;
+};
+
+// `path` is data.train or data.eval; vocab_size checks input_ids rows.
+LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_size);
+
+}  // namespace lathe
