@@ -38,6 +38,20 @@ $lathe train /dev/null model.path="$out/llama-56m" data.train="$out/startup.json
   data.seq_len=256 train.batch_size=4 train.max_steps=1 train.threads="$threads" \
   output.dir="$out/startup_run" 2>&1 | grep -o "first step starts [0-9.]*s after launch" | tee "$out/startup.txt"
 
+echo "# lathe prep: GSM8K train, gsm8k template, Llama 2 tokenizer, $threads threads (cold, then cached)"
+gsm8k=../shared/data/gsm8k/train.jsonl
+[ -f "$gsm8k" ] || gsm8k=examples/data/gsm8k_train.jsonl
+llama2_tok=../shared/data/tokenizers/llama2
+[ -d "$llama2_tok" ] || llama2_tok=tests/data/tokenizer/llama2
+mkdir -p "$out/prep_model"
+cp $model "$out/prep_model/config.json"
+cp "$llama2_tok"/tokenizer* "$llama2_tok"/special_tokens_map.json "$out/prep_model/" 2>/dev/null || true
+rm -rf "$out/prep_cache"
+for run in cold cached; do
+  OMP_NUM_THREADS=$threads $lathe prep /dev/null model.path="$out/prep_model" data.train="$gsm8k" \
+    data.format=gsm8k data.seq_len=1024 data.cache_dir="$out/prep_cache" | sed "s/^/$run /"
+done
+
 echo "# Llama-2-7B shape, 2 layers, bf16, activation checkpointing: one step"
 $lathe bench --model-config configs/bench/llama2-7b-2layers.json --batch 1 --seq 256 \
   --threads "$threads" --precision bf16 --activation-checkpointing --steps 1 --warmup 0 \

@@ -6,13 +6,14 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/llama.h"
+#include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
 namespace lathe {
 
 void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtype,
-                     const std::string& source_folder) {
+                     const std::string& source_folder, const Tokenizer* tokenizer) {
   const fs::path out(dir);
   const fs::path tmp = out.string() + ".tmp";
   std::error_code ec;
@@ -33,9 +34,13 @@ void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtyp
                                                 "generation_config.json"};
   for (const char* name : kTokenizerFiles) {
     if (source_folder.empty()) break;
+    // A saved extended tokenizer replaces these; tokenizer.model could not hold its new
+    // tokens, so it is left out rather than contradicting tokenizer.json.
+    if (tokenizer && std::string(name) != "generation_config.json") continue;
     const fs::path src = fs::path(source_folder) / name;
     if (fs::exists(src)) fs::copy_file(src, tmp / name, fs::copy_options::overwrite_existing);
   }
+  if (tokenizer) tokenizer->save(tmp.string());
   fs::remove_all(out, ec);
   fs::rename(tmp, out);
 }

@@ -8,9 +8,12 @@
 namespace lathe {
 
 class LlamaModel;
+class Tokenizer;
 
-// Writes into <dir>.tmp and renames to <dir> when complete.
+// Writes into <dir>.tmp and renames to <dir> when complete. With `tokenizer` (one that
+// was extended with special tokens) its files are written instead of copying the
+// source folder's tokenizer files.
 void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtype,
-                     const std::string& source_folder);
+                     const std::string& source_folder, const Tokenizer* tokenizer = nullptr);
 
 }  // namespace lathe

@@ -75,9 +75,25 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
   }
 }
 
-void LlamaModel::load(const SafetensorsModel& weights) {
+void LlamaModel::load(const SafetensorsModel& weights) { load_impl(weights, false); }
+void LlamaModel::load_growing_vocab(const SafetensorsModel& weights) { load_impl(weights, true); }
+
+void LlamaModel::load_impl(const SafetensorsModel& weights, bool allow_vocab_growth) {
   for (const ParamEntry& e : table_.entries) {
     const TensorInfo& t = weights.get(e.name);
+    const bool vocab_rows = e.name == "model.embed_tokens.weight" || e.name == "lm_head.weight";
+    if (allow_vocab_growth && vocab_rows && t.shape.size() == 2 && t.shape[1] == e.shape[1] &&
+        t.shape[0] < e.shape[0]) {
+      const int64_t old_rows = t.shape[0], C = e.shape[1];
+      float* dst = params_.get() + e.offset;
+      convert_to_f32(t.data, t.dtype, dst, size_t(old_rows * C));
+      std::vector<double> mean(size_t(C), 0.0);
+      for (int64_t r = 0; r < old_rows; ++r)
+        for (int64_t c = 0; c < C; ++c) mean[size_t(c)] += dst[r * C + c];
+      for (int64_t r = old_rows; r < e.shape[0]; ++r)
+        for (int64_t c = 0; c < C; ++c) dst[r * C + c] = float(mean[size_t(c)] / double(old_rows));
+      continue;
+    }
     LATHE_CHECK(t.shape == e.shape, t.file, ": tensor '", e.name, "' has shape ",
                 shape_str(t.shape), " but config.json implies ", shape_str(e.shape),
                 ": the weights do not belong to this config");

@@ -47,6 +47,10 @@ class LlamaModel {
   // Copies every tensor from an HF folder, converting F16/BF16 to fp32; each tensor's
   // name, shape and dtype are checked against the config, errors name file and tensor.
   void load(const SafetensorsModel& weights);
+  // The same, for a model whose vocabulary was extended with new tokens: the stored
+  // embedding and lm_head may have fewer rows than the config; the missing rows are set to
+  // the mean of the stored ones (a neutral start for tokens the model has never seen).
+  void load_growing_vocab(const SafetensorsModel& weights);
   // Normal(0, 0.02) linear weights, ones for norms: for benchmarks and tests.
   void init_random(uint64_t seed);
   // Call after params() changed outside the optimizer (load, init, resume).
@@ -62,6 +66,7 @@ class LlamaModel {
   double forward(const Batch& batch, float* logits);
 
  private:
+  void load_impl(const SafetensorsModel& weights, bool allow_vocab_growth);
   struct LayerActs {
     // Saved for the backward. The normalized inputs and the SwiGLU output are not kept:
     // they are recomputed from x_in, x_mid and gate_up (two cheap elementwise passes)

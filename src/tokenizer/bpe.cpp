@@ -8,24 +8,21 @@ namespace lathe::tok {
 void PieceMap::build(const std::vector<std::string>& keys) {
   pool_.clear();
   offs_.assign(keys.size(), 0);
-  lens_.assign(keys.size(), 0);
   size_t total = 0;
   for (const auto& k : keys) total += k.size();
   pool_.reserve(total);
   size_t cap = 16;
   while (cap < keys.size() * 2) cap <<= 1;  // load factor <= 0.5
-  slots_.assign(cap, Slot{0, -1});
+  slots_.assign(cap, Slot{0, 0, -1});
   mask_ = cap - 1;
   for (size_t id = 0; id < keys.size(); ++id) {
     const std::string& k = keys[id];
     offs_[id] = uint32_t(pool_.size());
-    lens_[id] = uint32_t(k.size());
     pool_ += k;
     if (k.empty() || find(k) >= 0) continue;
-    const uint64_t h = hash_bytes(k);
-    size_t i = h & mask_;
+    size_t i = hash_bytes(k) & mask_;
     while (slots_[i].id >= 0) i = (i + 1) & mask_;
-    slots_[i] = Slot{uint32_t(h >> 32), int32_t(id)};
+    slots_[i] = Slot{load_prefix(k), uint32_t(k.size()), int32_t(id)};
   }
 }
 

@@ -38,32 +38,41 @@ inline uint64_t hash_bytes(std::string_view s) {
   return h ^ (h >> 29);
 }
 
-// Open-addressing map from byte strings to ids. Keys live in one pool.
+// Open-addressing map from byte strings to ids. Keys live in one pool; each slot also
+// holds the key's length and first 8 bytes, so a lookup of a key up to 8 bytes long (most
+// words) never touches the pool, and longer ones compare the pool only past the prefix.
 class PieceMap {
  public:
   // keys[id] -> id; empty keys are left out. Later duplicates do not replace earlier ones.
   void build(const std::vector<std::string>& keys);
   int32_t find(std::string_view key) const {
-    if (slots_.empty()) return -1;
-    const uint64_t h = hash_bytes(key);
-    const uint32_t tag = uint32_t(h >> 32);
-    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    if (slots_.empty() || key.empty()) return -1;
+    const uint64_t prefix = load_prefix(key);
+    const uint32_t len = uint32_t(key.size());
+    for (size_t i = hash_bytes(key) & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.id < 0) return -1;
-      if (s.tag == tag && lens_[s.id] == key.size() &&
-          key.compare(0, key.size(), pool_.data() + offs_[s.id], key.size()) == 0) {
+      if (s.prefix == prefix && s.len == len &&
+          (len <= 8 || __builtin_memcmp(key.data() + 8, pool_.data() + offs_[size_t(s.id)] + 8,
+                                        len - 8) == 0)) {
         return s.id;
       }
     }
   }
 
  private:
+  static uint64_t load_prefix(std::string_view k) {
+    uint64_t w = 0;
+    __builtin_memcpy(&w, k.data(), k.size() < 8 ? k.size() : 8);
+    return w;
+  }
   struct Slot {
-    uint32_t tag;
+    uint64_t prefix;
+    uint32_t len;
     int32_t id;
   };
   std::string pool_;
-  std::vector<uint32_t> offs_, lens_;
+  std::vector<uint32_t> offs_;
   std::vector<Slot> slots_;
   size_t mask_ = 0;
 };

@@ -2,7 +2,6 @@
 // merge table and the text-processing options, in one plain struct that Tokenizer runs.
 #pragma once
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,10 @@ enum class Kind : uint8_t { kSentencePiece, kByteLevel };
 // segment at the start of the input) or "never".
 enum class Prepend : uint8_t { kNever, kAlways, kFirst };
 
+// An added (usually special) token. lathe matches every added token literally in the raw
+// text, leftmost-longest, before any normalization (HF does so for normalized=false, the
+// flag of all Llama specials); lstrip/rstrip absorb adjacent ASCII whitespace;
+// single_word is kept for save() but not applied.
 struct AddedToken {
   std::string content;
   int32_t id = -1;
@@ -79,7 +82,6 @@ struct Model {
   std::string template_bos, template_eos;
   // Token names a tokenizer.model implies (SentencePiece trainer spec, Llama 3 defaults).
   std::string bos_token, eos_token, pad_token;
-  std::optional<bool> add_bos, add_eos;
 
   // tokenizer.json sections written back unchanged by save() (JSON text; empty = null).
   std::string normalizer_json, pre_tokenizer_json, post_processor_json, decoder_json;

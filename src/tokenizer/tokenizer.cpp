@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -89,8 +90,8 @@ void Tokenizer::rebuild_added() {
       decoded_[id] = m_.texts[id];
       continue;
     }
-    if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' && isxdigit(p[3]) &&
-        isxdigit(p[4])) {
+    if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' && isxdigit(uint8_t(p[3])) &&
+        isxdigit(uint8_t(p[4]))) {
       byte_value_[id] = int16_t(std::stoi(p.substr(3, 2), nullptr, 16));
     }
     std::string& d = decoded_[id];
@@ -124,12 +125,18 @@ void Tokenizer::rebuild_added() {
   added_first_.fill(0);
   for (int32_t i : added_order_) ++added_first_[uint8_t(m_.added[size_t(i)].content[0]) + 1u];
   for (size_t b = 1; b < added_first_.size(); ++b) added_first_[b] += added_first_[b - 1];
+  added_lead_ = -1;
+  for (int b = 0; b < 256 && !added_order_.empty(); ++b) {
+    if (added_first_[size_t(b) + 1] - added_first_[size_t(b)] == added_order_.size())
+      added_lead_ = b;
+  }
 }
 
 void Tokenizer::compute_whole_ok() {
-  // A token found whole is trusted only if the merges rebuild it from its own symbols;
-  // then the lookup gives exactly the merge result (a sequence of merges is local to the
-  // word). whole_ok_ is all zero while this runs, so encode_word merges every token.
+  // A word that is itself a token may still merge into something else (Llama 3's " Việt"
+  // is token 101798, but its merges end at 11655 26298 83). The lookup shortcut is taken
+  // only for tokens whose own merges rebuild them, so it returns exactly what merging
+  // would. whole_ok_ is all zero while this runs, so encode_word merges every token.
   whole_ok_.assign(m_.pieces.size(), 0);
   std::vector<uint8_t> ok(m_.pieces.size(), 0);
   Scratch s;
@@ -301,6 +308,12 @@ void Tokenizer::encode_into(std::string_view text, bool add_special,
   if (!added_order_.empty()) {
     const auto* b = reinterpret_cast<const uint8_t*>(text.data());
     for (size_t i = 0; i < text.size(); ++i) {
+      if (added_lead_ >= 0) {
+        // All added tokens start with one byte (Llama's "<"): memchr skips to it.
+        const void* p = std::memchr(b + i, added_lead_, text.size() - i);
+        if (p == nullptr) break;
+        i = size_t(static_cast<const uint8_t*>(p) - b);
+      }
       const uint32_t lo = added_first_[b[i]], hi = added_first_[b[i] + 1u];
       for (uint32_t k = lo; k < hi; ++k) {
         const tok::AddedToken& a = m_.added[size_t(added_order_[k])];

@@ -88,6 +88,7 @@ class Tokenizer {
   std::unordered_map<std::string, int32_t> added_ids_;
   std::vector<int32_t> added_order_;
   std::array<uint32_t, 257> added_first_{};  // first byte -> range in added_order_
+  int added_lead_ = -1;                      // the first byte of every added token, if one
   int32_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1, unk_id_ = -1;
   bool add_bos_ = false, add_eos_ = false;
   std::string config_json_;  // tokenizer_config.json as read (re-written by save)

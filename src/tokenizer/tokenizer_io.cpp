@@ -155,12 +155,8 @@ void Tokenizer::apply_config(const std::string& config_text, const std::string& 
   // one (Llama 2's LlamaTokenizer default and Meta's Llama 3 encode(bos=True)).
   const std::optional<bool> cfg_bos = flag(config, "add_bos_token", config_path);
   const std::optional<bool> cfg_eos = flag(config, "add_eos_token", config_path);
-  add_bos_ = cfg_bos           ? *cfg_bos
-             : m_.has_template ? !m_.template_bos.empty()
-                               : m_.add_bos.value_or(bos_id_ >= 0);
-  add_eos_ = cfg_eos           ? *cfg_eos
-             : m_.has_template ? !m_.template_eos.empty()
-                               : m_.add_eos.value_or(false);
+  add_bos_ = cfg_bos ? *cfg_bos : m_.has_template ? !m_.template_bos.empty() : bos_id_ >= 0;
+  add_eos_ = cfg_eos ? *cfg_eos : m_.has_template ? !m_.template_eos.empty() : false;
   const std::string& where = config_path.empty() ? m_.source : config_path;
   LATHE_CHECK(!add_bos_ || bos_id_ >= 0, where, ": adds BOS but no bos_token is set");
   LATHE_CHECK(!add_eos_ || eos_id_ >= 0, where, ": adds EOS but no eos_token is set");

@@ -73,6 +73,7 @@ std::string check_betas(Field f) {
 // Struct order: config_to_yaml prints in this order.
 const KeyDef kKeys[] = {
     LATHE_KEY(model, path, .doc = "Hugging Face model folder"),
+    LATHE_KEY(model, special_tokens, .doc = "json file {\"tokens\": [...]} of special tokens to add"),
     LATHE_KEY(data, train, .doc = "training rows (jsonl)"),
     LATHE_KEY(data, eval, .doc = "evaluation rows (jsonl), optional"),
     LATHE_KEY(data, format, .doc = "row format", .choices = kDataFormats),

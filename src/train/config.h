@@ -9,6 +9,10 @@ namespace lathe {
 
 struct ModelSection {
   std::string path;  // HF model folder
+  // A json file {"tokens": [...]} of special tokens to add (as the Ray fine-tuning
+  // template does): new ids are appended, embedding and lm_head grow (new rows = mean of
+  // the existing rows), and final/ carries the extended tokenizer.
+  std::string special_tokens;
 };
 
 struct DataSection {

@@ -67,7 +67,8 @@ nlohmann::json stats_to_json(const DataStats& s) {
 
 }  // namespace
 
-LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_size) {
+LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_size,
+                     const Tokenizer* tokenizer) {
   const auto t0 = std::chrono::steady_clock::now();
   LoadedRows out;
   const DataSpec spec = spec_for(cfg, path, vocab_size);
@@ -76,7 +77,11 @@ LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_s
     out.rows = load_dataset(spec, nullptr, &out.stats);
   } else {
     const std::string dir = cfg.data.cache_dir.empty() ? default_token_cache_dir() : cfg.data.cache_dir;
-    const uint64_t key = cache_key(spec, cfg.model.path);
+    uint64_t key = cache_key(spec, cfg.model.path);
+    // Added special tokens change how text is split, so they are part of the key.
+    if (tokenizer)
+      for (int32_t id = 0; id < tokenizer->vocab_size(); ++id)
+        if (tokenizer->is_special(id)) key = hash_text(tokenizer->piece(id), key);
     out.cache_path = token_cache_path(dir, key);
     const std::string stats_path = out.cache_path + ".json";
     if (auto cached = token_cache_read(out.cache_path, key); cached && fs::exists(stats_path)) {
@@ -85,9 +90,14 @@ LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_s
       out.stats = stats_from_json(nlohmann::json::parse(f, nullptr, false));
       out.cache_hit = true;
     } else {
-      const auto tokenizer = Tokenizer::load(cfg.model.path);
+      std::unique_ptr<Tokenizer> own;
+      if (!tokenizer) {
+        own = Tokenizer::load(cfg.model.path);
+        tokenizer = own.get();
+      }
       LATHE_CHECK(tokenizer->vocab_size() <= vocab_size, cfg.model.path, ": the tokenizer has ",
-                  tokenizer->vocab_size(), " tokens but the model's vocabulary is ", vocab_size);
+                  tokenizer->vocab_size(), " tokens but the model's vocabulary is ", vocab_size,
+                  ": the tokenizer does not belong to this model");
       const auto encoder = make_tokenizer_encoder(*tokenizer);
       out.rows = load_dataset(spec, encoder.get(), &out.stats);
       token_cache_write(out.cache_path, key, out.rows);

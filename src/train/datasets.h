@@ -18,7 +18,11 @@ struct LoadedRows {
   double seconds = 0;
 };
 
-// `path` is data.train or data.eval; vocab_size checks input_ids rows.
-LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_size);
+class Tokenizer;
+
+// `path` is data.train or data.eval; vocab_size checks input_ids rows. `tokenizer`:
+// the one to encode with (e.g. extended with special tokens); null = the model folder's.
+LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_size,
+                     const Tokenizer* tokenizer = nullptr);
 
 }  // namespace lathe

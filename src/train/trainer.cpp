@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
+#include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -40,6 +42,27 @@ std::string format_duration(double s) {
   return buf;
 }
 
+// {"tokens": [...]}, the special-tokens file of the Ray fine-tuning templates.
+std::vector<std::string> read_special_tokens(const std::string& path) {
+  std::ifstream f(path);
+  LATHE_CHECK(f, "cannot open ", path, " (model.special_tokens): ", std::strerror(errno));
+  nlohmann::json j;
+  try {
+    f >> j;
+  } catch (const std::exception& e) {
+    fail(path, ": not valid JSON (", e.what(), "); expected {\"tokens\": [\"<tok>\", ...]}");
+  }
+  LATHE_CHECK(j.is_object() && j.contains("tokens") && j["tokens"].is_array(), path,
+              ": expected {\"tokens\": [\"<tok>\", ...]}");
+  std::vector<std::string> tokens;
+  for (const auto& t : j["tokens"]) {
+    LATHE_CHECK(t.is_string() && !t.get<std::string>().empty(), path,
+                ": every entry of \"tokens\" must be a non-empty string");
+    tokens.push_back(t.get<std::string>());
+  }
+  return tokens;
+}
+
 }  // namespace
 
 void Trainer::request_stop() { g_stop = true; }
@@ -53,12 +76,23 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   be_ = make_cpu_backend(int(cfg_.train.threads));
 
   const std::string config_path = (fs::path(cfg_.model.path) / "config.json").string();
-  const LlamaConfig mc = llama_config_from_json_file(config_path);
+  LlamaConfig mc = llama_config_from_json_file(config_path);
+  if (!cfg_.model.special_tokens.empty()) {
+    tokenizer_ = Tokenizer::load(cfg_.model.path);
+    const std::vector<int32_t> ids = tokenizer_->add_special_tokens(read_special_tokens(cfg_.model.special_tokens));
+    // The embedding grows to cover every new id (a vocabulary may already have spare rows).
+    mc.vocab_size = std::max<int64_t>(mc.vocab_size, tokenizer_->vocab_size());
+    std::fprintf(stderr, "special tokens: %zu requested, vocabulary now %d tokens, model rows %lld\n",
+                 ids.size(), tokenizer_->vocab_size(), static_cast<long long>(mc.vocab_size));
+  }
   model_config_json_ = llama_config_to_json_text(mc, mc.torch_dtype);
   model_ = std::make_unique<LlamaModel>(mc, *be_, precision_from_name(cfg_.train.precision),
                                         cfg_.train.activation_checkpointing);
   SafetensorsModel weights(cfg_.model.path);
-  model_->load(weights);
+  if (tokenizer_)
+    model_->load_growing_vocab(weights);
+  else
+    model_->load(weights);
 
   auto report = [](const char* what, const LoadedRows& d) {
     std::fprintf(stderr,
@@ -71,11 +105,11 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
                  d.cache_path.empty() ? "" : (d.cache_hit ? " (cached)" : " (tokenized, cached)"));
     if (!d.stats.first_bad.empty()) std::fprintf(stderr, "  first skipped row: %s\n", d.stats.first_bad.c_str());
   };
-  LoadedRows train = load_rows(cfg_, cfg_.data.train, mc.vocab_size);
+  LoadedRows train = load_rows(cfg_, cfg_.data.train, mc.vocab_size, tokenizer_.get());
   report("train data", train);
   rows_ = std::move(train.rows);
   if (!cfg_.data.eval.empty()) {
-    LoadedRows eval = load_rows(cfg_, cfg_.data.eval, mc.vocab_size);
+    LoadedRows eval = load_rows(cfg_, cfg_.data.eval, mc.vocab_size, tokenizer_.get());
     report("eval data", eval);
     eval_rows_ = std::move(eval.rows);
   }
@@ -246,6 +280,8 @@ void Trainer::run() {
   const bool tty = ::isatty(2);
   const auto t_run = Clock::now();
   const int64_t first = step_;
+  // The eval loss before any update: the baseline the later evals are read against.
+  if (step_ == 0 && !eval_rows_.empty()) log_eval(metrics, tty);
   while (step_ < total_steps_ && !g_stop) {
     const StepMetrics m = step();
     nlohmann::json j = {{"step", m.step},          {"loss", m.loss},
@@ -277,7 +313,8 @@ void Trainer::run() {
   if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every != 0) save_checkpoint();
   const std::string& sd = cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
   const std::string final_dir = (fs::path(cfg_.output.dir) / "final").string();
-  export_hf_model(*model_, final_dir, sd == "bf16" ? DType::BF16 : DType::F32, cfg_.model.path);
+  export_hf_model(*model_, final_dir, sd == "bf16" ? DType::BF16 : DType::F32, cfg_.model.path,
+                  tokenizer_.get());
   std::fprintf(stderr, "saved %s (%s)\n", final_dir.c_str(), sd.c_str());
 }
 

@@ -20,6 +20,8 @@
 
 namespace lathe {
 
+class Tokenizer;
+
 struct StepMetrics {
   int64_t step = 0;  // 1-based after the update
   double loss = 0, lr = 0, grad_norm = 0;
@@ -59,6 +61,7 @@ class Trainer {
   std::vector<TokenRow> rows_, eval_rows_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<Tokenizer> tokenizer_;  // set when special tokens were added
   ScheduleSpec schedule_;
   int64_t step_ = 0, total_steps_ = 0;
   double peak_gflops_ = 0, startup_s_ = 0;

@@ -8,12 +8,13 @@
 
 Texts: every text field of GSM8K (train+test: question, answer), PubMedQA ori_pqal.json
 (QUESTION, CONTEXTS joined with "\\n", LONG_ANSWER) and SAMSum (validation+test csv:
-dialogue, summary), in that order (corpus_texts(), also used by bench/tokenizer).
+dialogue, summary), in that order (corpus_texts(), also used by bench/tokenizer); then
+--fuzz random strings built to stress the split rules (fuzz_texts()).
 
 Output: JSON lines {"source": "gsm8k/train.jsonl:1:question", "text": ..., "llama2": [...],
 "llama3": [...]}. The data folder is --data, else $LATHE_SHARED_DATA, else
 <repo>/../shared/data; if it is missing, nothing is written and the script exits 0 (the
-C++ test then skips with a message).
+C++ test then skips with a message); likewise without python3-sentencepiece.
 
   /usr/bin/python3 tests/tokenizer/sentencepiece_reference.py --out build/tests/golden/sp_reference.jsonl
 """
@@ -142,7 +143,12 @@ def main():
         print(f"sentencepiece_reference: {data} has no tokenizers/llama2 or datasets; "
               "nothing written (the C++ test will skip)")
         return 0
-    import sentencepiece as spm  # Debian python3-sentencepiece
+    try:
+        import sentencepiece as spm  # Debian python3-sentencepiece
+    except ImportError:
+        print("sentencepiece_reference: python3-sentencepiece is not installed; nothing "
+              "written (the C++ test will skip)")
+        return 0
     sp = spm.SentencePieceProcessor(model_file=llama2)
     try:
         tk = TiktokenReference(llama3) if os.path.exists(llama3) else None

@@ -126,6 +126,50 @@ TEST(Tokenizer, ConfigDecidesBosAndEos) {
   fs::remove_all(dir);
 }
 
+// The newer HF Llama form: no normalizer, a Metaspace pre-tokenizer that prepends "▁"
+// only to the start of the input ("first") and not when the text already starts with a
+// space, and the Metaspace decoder.
+TEST(Tokenizer, MetaspacePreTokenizerForms) {
+  const std::string src = std::string(LATHE_SOURCE_DIR) + "/examples/stories260K/tokenizer.json";
+  auto j = nlohmann::json::parse(tok_test::read_file(src));
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = {{"type", "Metaspace"},
+                        {"replacement", "\xE2\x96\x81"},
+                        {"prepend_scheme", "first"},
+                        {"split", false}};
+  j["decoder"] = {{"type", "Metaspace"},
+                  {"replacement", "\xE2\x96\x81"},
+                  {"prepend_scheme", "first"},
+                  {"split", false}};
+  const std::string dir = temp_dir("metaspace");
+  write(dir + "/tokenizer.json", j.dump());
+  auto first = Tokenizer::load(dir);
+  auto legacy = Tokenizer::load(std::string(LATHE_SOURCE_DIR) + "/examples/stories260K");
+  EXPECT_EQ(first->encode("Once upon a time", false), (Ids{403, 407, 261, 378}));
+  EXPECT_EQ(first->encode(" Once", false), (Ids{403}));  // no second "▁"
+  EXPECT_EQ(legacy->encode(" Once", false), (Ids{410, 403}));
+  // After an added token the text is not at the start: no "▁" (legacy adds one).
+  const Ids after = first->encode("x</s>Once", false);
+  const Ids once_bare = first->encode("</s>Once", false);
+  ASSERT_GT(after.size(), once_bare.size());
+  EXPECT_EQ(Ids(after.end() - long(once_bare.size()), after.end()), once_bare);
+  EXPECT_NE(once_bare[1], 403);
+  EXPECT_EQ(first->decode(after), "x</s>Once");
+  EXPECT_EQ(first->decode(first->encode("Once upon a time")), "<s> Once upon a time");
+
+  // Old files: add_prefix_space instead of prepend_scheme, no "split" key (always split
+  // at "▁"): per-word BPE, the same ids as the Prepend form on text that does not start
+  // with a space.
+  j["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"add_prefix_space", true}};
+  write(dir + "/tokenizer.json", j.dump());
+  auto old = Tokenizer::load(dir);
+  for (const char* text : {"Once upon a time", "a  b   c", "x<s>y"}) {
+    EXPECT_EQ(old->encode(text), legacy->encode(text)) << text;
+  }
+  fs::remove_all(dir);
+}
+
 // Adds tokens, saves, loads the saved folder, and checks the two agree on `texts`.
 void expect_save_round_trip(Tokenizer& t, const std::vector<std::string>& texts,
                             const std::string& name) {
