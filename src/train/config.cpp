@@ -63,6 +63,11 @@ std::string check_betas(Field f) {
   return ok ? "" : "must be two numbers [beta1, beta2], each in [0, 1)";
 }
 
+std::string check_split(Field f) {
+  const double v = *std::get<double*>(f);
+  return v >= 0 && v < 1 ? "" : "must be in [0, 1)";
+}
+
 // The key name comes from the member name itself, so the two cannot drift apart.
 #define LATHE_KEY(section, member, ...)                                                          \
   KeyDef {                                                                                       \
@@ -91,6 +96,9 @@ const KeyDef kKeys[] = {
     LATHE_KEY(data, prompt_template, .doc = "format template: prompt over {field} names"),
     LATHE_KEY(data, response_field, .doc = "format template: the field holding the response"),
     LATHE_KEY(data, response_template, .doc = "format template: response over {field} names"),
+    LATHE_KEY(data, test_split,
+              .doc = "without data.eval: hold out this share of data.train (seeded) for eval",
+              .check = check_split),
     LATHE_KEY(data, cache_dir, .doc = "tokenized-data cache folder; \"\" = ~/.cache/lathe/datasets"),
     LATHE_KEY(train, precision, .doc = "training precision", .choices = kPrecisions),
     LATHE_KEY(train, batch_size, .doc = "micro-batch size per process",

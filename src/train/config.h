@@ -28,6 +28,7 @@ struct DataSection {
   std::string too_long = "truncate";  // truncate | drop
   std::string prompt_template, response_field, response_template;  // format "template"
   std::string cache_dir;  // tokenized-data cache; "" = ~/.cache/lathe/datasets
+  double test_split = 0;  // without data.eval: this share of data.train, drawn with train.seed
 };
 
 struct TrainSection {

@@ -112,6 +112,8 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     LoadedRows eval = load_rows(cfg_, cfg_.data.eval, mc.vocab_size, tokenizer_.get());
     report("eval data", eval);
     eval_rows_ = std::move(eval.rows);
+  } else if (cfg_.data.test_split > 0) {
+    split_eval_rows(cfg_.data.test_split, cfg_.train.seed);
   }
   sampler_ = std::make_unique<Sampler>(rows_.size(), cfg_.data.shuffle, cfg_.train.seed);
 
@@ -199,6 +201,21 @@ StepMetrics Trainer::step() {
   const double flops = train_flops_per_token(model_->config(), cfg_.data.seq_len) * double(tokens);
   m.mfu = peak_gflops_ > 0 ? flops / m.step_time_s / (peak_gflops_ * 1e9) : 0.0;
   return m;
+}
+
+// Holds out a seeded random share of the training rows for eval; the rest keep their
+// file order (the sampler shuffles them per epoch as usual).
+void Trainer::split_eval_rows(double share, uint64_t seed) {
+  const size_t n = rows_.size();
+  const size_t k = std::min(n - 1, std::max<size_t>(1, size_t(std::llround(share * double(n)))));
+  Sampler pick(n, true, seed ^ 0x5eed5b1700000000ull, 0, 1);
+  std::vector<bool> held(n, false);
+  for (size_t i = 0; i < k; ++i) held[pick.next()] = true;
+  std::vector<TokenRow> train;
+  for (size_t i = 0; i < n; ++i) (held[i] ? eval_rows_ : train).push_back(std::move(rows_[i]));
+  rows_ = std::move(train);
+  std::fprintf(stderr, "data.test_split=%g: %zu rows held out for eval, %zu for training\n", share,
+               eval_rows_.size(), rows_.size());
 }
 
 // Packing fills each row with whole documents in sampler order until the next one would

@@ -57,6 +57,7 @@ class Trainer {
   std::unique_ptr<LlamaModel> model_;
   void log_eval(std::ostream& metrics, bool tty);
   std::vector<const TokenRow*> pack_next_row();
+  void split_eval_rows(double share, uint64_t seed);
   Batch next_micro_batch(int64_t* tokens);
   std::vector<TokenRow> rows_, eval_rows_;
   std::unique_ptr<Sampler> sampler_;

@@ -117,3 +117,22 @@ TEST(Training, StopAndResumeReproducesUninterruptedLossesExactly) {
 
 }  // namespace
 }  // namespace lathe
+
+namespace lathe {
+namespace {
+
+TEST(Training, TestSplitHoldsOutASeededShareForEval) {
+  const std::string dir = testing::golden_dir("gqa_untied");
+  Config c = testing::golden_train_config(dir, testing::temp_dir("split_eval"));
+  c.data.test_split = 0.25;
+  Trainer a(c), b(c);
+  const double la = a.evaluate(), lb = b.evaluate();
+  EXPECT_GT(la, 0.0);
+  EXPECT_EQ(la, lb);  // the same rows are held out every time
+  c.train.seed = 7;
+  Trainer other(c);
+  EXPECT_NE(other.evaluate(), la);  // another seed holds out other rows
+}
+
+}  // namespace
+}  // namespace lathe
