@@ -294,7 +294,8 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
 
 // Final norm, lm_head and cross-entropy, fused and chunked over tokens: only rows with
 // a target are multiplied, `chunk` rows at a time, so at most chunk·V logits exist.
-// Writes d(loss)/d(xn_final) into dxf (rows without targets get zero).
+// Writes d(loss)/d(xn_final) into dxf (rows without targets get zero); with dxf null it
+// only computes the loss (evaluation), still chunked.
 double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* dxf) {
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size;
   const float* W = weight(table_.lm_head);
@@ -308,7 +309,7 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
   rows_x_.ensure(be_, size_t(chunk * C));
   rows_dx_.ensure(be_, size_t(chunk * C));
   rows_targets_.ensure(be_, size_t(chunk));
-  be_.zero(dxf, size_t(M * C) * sizeof(float));
+  if (dxf) be_.zero(dxf, size_t(M * C) * sizeof(float));
   double loss = 0;
   for (int64_t r0 = 0; r0 < int64_t(rows.size()); r0 += chunk) {
     const int64_t m = std::min<int64_t>(chunk, int64_t(rows.size()) - r0);
@@ -321,6 +322,7 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
     be_.copy(rows_targets_.get(), tg.data(), size_t(m) * 4);
     matmul_xwT(logits_chunk_.get(), rows_x_.get(), W, m, V, C, 0.0f);
     loss += be_.softmax_cross_entropy(logits_chunk_.get(), rows_targets_.get(), m, V, loss_scale);
+    if (!dxf) continue;
     MatmulArgs dx;  // d(rows) = dlogits · W
     dx.M = m, dx.N = C, dx.K = V;
     dx.A = logits_chunk_.get(), dx.lda = V;
@@ -391,12 +393,10 @@ double LlamaModel::forward(const Batch& b, float* logits) {
   be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x.get(), P + table_.final_norm, M, C,
                       float(cfg_.rms_norm_eps));
   maybe_round(xn_final_.get(), size_t(M * C));
-  DeviceBuffer<float> full;
+  // Without a logits buffer (evaluation) the loss is computed chunk by chunk, so a 128K
+  // vocabulary never needs B·T·V floats.
+  if (!logits) return head_loss_and_grad(b, 1.0f, nullptr);
   float* out = logits;
-  if (!out) {
-    full = DeviceBuffer<float>(be_, size_t(M * V));
-    out = full.get();
-  }
   matmul_xwT(out, xn_final_.get(), weight(table_.lm_head), M, V, C, 0.0f);
   // Loss from the logits without disturbing them.
   double loss = 0;

@@ -62,7 +62,8 @@ class LlamaModel {
   // Forward and backward of sum(CE over targets) * loss_scale; parameter gradients
   // accumulate (+=) so micro-batches add up. Returns the unscaled loss sum.
   double forward_backward(const Batch& batch, float loss_scale);
-  // Forward only; returns the summed loss and, if logits != nullptr, fills [B*T, V].
+  // Forward only; returns the summed loss and, if logits != nullptr, fills [B*T, V]
+  // (without, the loss is computed in vocabulary-sized chunks of rows).
   double forward(const Batch& batch, float* logits);
 
  private:

@@ -47,6 +47,9 @@ TEST_P(ReferenceModel, LogitsAndLossMatchFp32) {
   const double err = rel_error(logits.data(), ref("logits"), logits.size());
   EXPECT_LT(err, 1e-5);
   EXPECT_NEAR(loss, ref("loss")[0], 1e-5 * std::fabs(ref("loss")[0]));
+  // The evaluation path (no logits buffer: chunked loss) gives the same loss.
+  const double chunked = model->forward(b, nullptr) / double(b.num_targets());
+  EXPECT_NEAR(chunked, ref("loss")[0], 1e-5 * std::fabs(ref("loss")[0]));
   std::printf("[ reached  ] logits rel error %.2e, loss rel error %.2e\n", err,
               std::fabs(loss - ref("loss")[0]) / ref("loss")[0]);
 }
