@@ -78,7 +78,6 @@ class Backend {
   virtual double softmax_cross_entropy(float* logits, const int32_t* targets, int64_t M, int64_t V,
                                        float scale) = 0;
   virtual void round_to_bf16(float* x, size_t n) = 0;  // in place, round-to-nearest-even
-  virtual void scale(float* x, size_t n, float s) = 0;
   virtual double sum_squares(const float* x, size_t n) = 0;
   // One AdamW step (PyTorch semantics) over a flat range; if `compute` is not null it
   // receives the updated weights rounded to bf16 (bf16 training) or copied (fp32).

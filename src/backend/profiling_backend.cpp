@@ -84,7 +84,6 @@ class ProfilingBackend final : public Backend {
   void round_to_bf16(float* x, size_t n) override {
     timed("round to bf16", [&] { in_->round_to_bf16(x, n); });
   }
-  void scale(float* x, size_t n, float s) override { timed("grad clip", [&] { in_->scale(x, n, s); }); }
   double sum_squares(const float* x, size_t n) override {
     return timed("grad norm", [&] { return in_->sum_squares(x, n); });
   }

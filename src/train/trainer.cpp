@@ -70,7 +70,6 @@ void Trainer::request_stop() { g_stop = true; }
 Trainer::~Trainer() = default;
 
 Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
-  const auto t0 = Clock::now();
   LATHE_CHECK(!cfg_.model.path.empty(), "model.path is not set: give the HF model folder, e.g. model.path=path/to/model");
   LATHE_CHECK(!cfg_.data.train.empty(), "data.train is not set: give a jsonl file, e.g. data.train=train.jsonl");
   be_ = make_cpu_backend(int(cfg_.train.threads));
@@ -165,7 +164,6 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     }
   }
   peak_gflops_ = matmul_peak_gflops_cached(*be_, cfg_.train.precision, false);
-  startup_s_ = seconds_since(t0);
 }
 
 StepMetrics Trainer::step() {

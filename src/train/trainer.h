@@ -49,7 +49,6 @@ class Trainer {
   // Called from a signal handler context-free flag: finish the step, checkpoint, return.
   static void request_stop();
   double peak_gflops() const { return peak_gflops_; }
-  double startup_seconds() const { return startup_s_; }
 
  private:
   Config cfg_;
@@ -65,7 +64,7 @@ class Trainer {
   std::unique_ptr<Tokenizer> tokenizer_;  // set when special tokens were added
   ScheduleSpec schedule_;
   int64_t step_ = 0, total_steps_ = 0;
-  double peak_gflops_ = 0, startup_s_ = 0;
+  double peak_gflops_ = 0;
   std::string model_config_json_;
 };
 

@@ -45,13 +45,6 @@ TEST(RoundToBf16, EqualsScalarConversionBitForBit) {
   }
 }
 
-TEST(Scale, MultipliesEachElement) {
-  const std::vector<float> x = test::normal(1001, 102);
-  std::vector<float> y = x;
-  cpu::scale(y.data(), y.size(), -0.37f);
-  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(y[i], x[i] * -0.37f);  // one fp32 product
-}
-
 class SumSquares : public ::testing::TestWithParam<size_t> {};
 
 TEST_P(SumSquares, MatchesDouble) {

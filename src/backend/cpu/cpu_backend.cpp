@@ -90,7 +90,6 @@ class CpuBackend final : public Backend {
     return cpu::softmax_cross_entropy(logits, targets, M, V, scale);
   }
   void round_to_bf16(float* x, size_t n) override { cpu::round_to_bf16(x, n); }
-  void scale(float* x, size_t n, float s) override { cpu::scale(x, n, s); }
   double sum_squares(const float* x, size_t n) override { return cpu::sum_squares(x, n); }
   void adamw_step(float* param, const float* grad, float* m, float* v, float* compute,
                   bool compute_bf16, size_t n, const AdamWArgs& a) override {

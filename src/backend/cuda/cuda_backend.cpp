@@ -121,7 +121,6 @@ class CudaBackend final : public Backend {
     not_yet("softmax_cross_entropy");
   }
   void round_to_bf16(float*, size_t) override { not_yet("round_to_bf16"); }
-  void scale(float*, size_t, float) override { not_yet("scale"); }
   double sum_squares(const float*, size_t) override { not_yet("sum_squares"); }
   void adamw_step(float*, const float*, float*, float*, float*, bool, size_t,
                   const AdamWArgs&) override {

@@ -4,7 +4,6 @@
 namespace lathe::cpu {
 
 void round_to_bf16(float* x, size_t n);  // values stay fp32, rounded to bf16 precision
-void scale(float* x, size_t n, float s);
 double sum_squares(const float* x, size_t n);
 
 }  // namespace lathe::cpu
