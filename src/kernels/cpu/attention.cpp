@@ -87,10 +87,28 @@ LATHE_HOT void rows_times_keys(float* __restrict out, int64_t ld_out, const floa
 }
 
 // out[r][d] = Σ_j p[r][j] · yT[d][j] for j in [0, n) (p is zero past each row's keys).
+// Four d at a time: each loaded p vector then serves four products (the loop is bound by
+// loads, not arithmetic).
 template <int64_t R>
 LATHE_HOT void probs_times_values(float* const* out, const float* __restrict p, int64_t ld_p,
                                   const float* __restrict yT, int64_t ld, int64_t D, int64_t n) {
-  for (int64_t d = 0; d < D; ++d) {
+  int64_t d = 0;
+  for (; d + 4 <= D; d += 4) {
+    v16 acc[R][4];
+    for (int64_t r = 0; r < R; ++r)
+      for (int k = 0; k < 4; ++k) acc[r][k] = v16{};
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
+      v16 y[4];
+      for (int k = 0; k < 4; ++k) y[k] = load16(yT + (d + k) * ld + j0);
+      for (int64_t r = 0; r < R; ++r) {
+        const v16 pv = load16(p + r * ld_p + j0);
+        for (int k = 0; k < 4; ++k) acc[r][k] += pv * y[k];
+      }
+    }
+    for (int64_t r = 0; r < R; ++r)
+      for (int k = 0; k < 4; ++k) out[r][d + k] = sum16(acc[r][k]);
+  }
+  for (; d < D; ++d) {
     const float* y = yT + d * ld;
     v16 acc[R];
     for (int64_t r = 0; r < R; ++r) acc[r] = v16{};
@@ -102,11 +120,27 @@ LATHE_HOT void probs_times_values(float* const* out, const float* __restrict p, 
   }
 }
 
-// yT[d][j] += Σ_r x[r][d] · p[r][j] for j in [0, n): the dk and dv accumulations.
+// yT[d][j] += Σ_r x[r][d] · p[r][j] for j in [0, n): the dk and dv accumulations, four d
+// at a time so each loaded p vector serves four rows of yT.
 template <int64_t R>
 LATHE_HOT void accumulate_outer(float* __restrict yT, int64_t ld, const float* const* x,
                                 const float* __restrict p, int64_t ld_p, int64_t D, int64_t n) {
-  for (int64_t d = 0; d < D; ++d) {
+  int64_t d = 0;
+  for (; d + 4 <= D; d += 4) {
+    float xv[R][4];
+    for (int64_t r = 0; r < R; ++r)
+      for (int k = 0; k < 4; ++k) xv[r][k] = x[r][d + k];
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
+      v16 y[4];
+      for (int k = 0; k < 4; ++k) y[k] = load16(yT + (d + k) * ld + j0);
+      for (int64_t r = 0; r < R; ++r) {
+        const v16 pv = load16(p + r * ld_p + j0);
+        for (int k = 0; k < 4; ++k) y[k] += xv[r][k] * pv;
+      }
+      for (int k = 0; k < 4; ++k) store16(yT + (d + k) * ld + j0, y[k]);
+    }
+  }
+  for (; d < D; ++d) {
     float* y = yT + d * ld;
     float xv[R];
     for (int64_t r = 0; r < R; ++r) xv[r] = x[r][d];
