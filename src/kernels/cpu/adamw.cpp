@@ -7,21 +7,25 @@
 
 namespace lathe::cpu {
 
-LATHE_HOT void adamw_step(float* p, const float* g, float* m, float* v, float* compute,
-                          bool compute_bf16, size_t n, const AdamWArgs& a) {
+LATHE_HOT void adamw_step(float* __restrict p, const float* __restrict g, float* __restrict m,
+                          float* __restrict v, float* __restrict compute, bool compute_bf16,
+                          size_t n, const AdamWArgs& a) {
   const float b1 = a.beta1, b2 = a.beta2;
   const float bc1 = 1.0f - float(std::pow(double(b1), double(a.step)));
   const float bc2_sqrt = float(std::sqrt(1.0 - std::pow(double(b2), double(a.step))));
   const float step_size = a.lr / bc1;
   const float decay = 1.0f - a.lr * a.weight_decay;
-#pragma omp parallel for schedule(static)
+  const float grad_scale = a.grad_scale, eps = a.eps;
+  // One pass over p, g, m, v (and the compute copy): the step is bound by memory traffic,
+  // so it must vectorize (restrict pointers, no errno from sqrt: see CMakeLists.txt).
+#pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; ++i) {
-    const float gi = g[i] * a.grad_scale;
+    const float gi = g[i] * grad_scale;
     const float mi = b1 * m[i] + (1.0f - b1) * gi;
     const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    const float pi = p[i] * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + a.eps);
+    const float pi = p[i] * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
     p[i] = pi;
     if (compute) compute[i] = compute_bf16 ? bf16_to_f32(f32_to_bf16(pi)) : pi;
   }
