@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 #include "core/device_buffer.h"
+#include "core/paths.h"
 
 namespace lathe {
 
@@ -38,10 +39,7 @@ double measure_matmul_peak_gflops(Backend& be, const std::string& precision) {
 namespace lathe {
 
 std::string matmul_peak_cache_path(const Backend& be) {
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  const char* home = std::getenv("HOME");
-  const std::string base = xdg && *xdg ? xdg : (home ? std::string(home) + "/.cache" : "/tmp");
-  return base + "/lathe/matmul_peak_" + be.name() + "_t" + std::to_string(be.threads()) + ".txt";
+  return user_cache_dir() + "/matmul_peak_" + be.name() + "_t" + std::to_string(be.threads()) + ".txt";
 }
 
 double matmul_peak_gflops_cached(Backend& be, const std::string& precision, bool remeasure) {

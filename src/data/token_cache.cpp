@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/paths.h"
 
 namespace fs = std::filesystem;
 
@@ -52,10 +53,7 @@ uint64_t hash_text(const std::string& text, uint64_t h) {
 }
 
 std::string default_token_cache_dir() {
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  const char* home = std::getenv("HOME");
-  const std::string base = xdg && *xdg ? xdg : (home ? std::string(home) + "/.cache" : "/tmp");
-  return base + "/lathe/datasets";
+  return user_cache_dir() + "/datasets";
 }
 
 std::string token_cache_path(const std::string& cache_dir, uint64_t key) {

@@ -24,11 +24,8 @@ void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtyp
   // transformers shards at 5 GB by default; keep the same so tools see familiar folders.
   safetensors_write_model(tmp.string(), tensors, size_t(5) * 1000 * 1000 * 1000);
   const char* torch_dtype = dtype == DType::BF16 ? "bfloat16" : dtype == DType::F16 ? "float16" : "float32";
-  {
-    std::ofstream f(tmp / "config.json");
-    f << llama_config_to_json_text(model.config(), torch_dtype);
-    LATHE_CHECK(f, "cannot write ", (tmp / "config.json").string());
-  }
+  write_file_atomic((tmp / "config.json").string(),
+                    llama_config_to_json_text(model.config(), torch_dtype));
   static const char* const kTokenizerFiles[] = {"tokenizer.json", "tokenizer.model",
                                                 "tokenizer_config.json", "special_tokens_map.json",
                                                 "generation_config.json"};

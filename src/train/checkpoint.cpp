@@ -35,22 +35,6 @@ void fsync_path(const std::string& path) {
   }
 }
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.flush();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      fail("cannot write ", path, ": ", std::strerror(errno), " (is the disk full?)");
-    }
-  }
-  fsync_path(tmp);
-  fs::rename(tmp, path);
-}
-
 }  // namespace
 
 std::string checkpoint_save(const std::string& output_dir, const CheckpointState& state,
@@ -76,7 +60,7 @@ std::string checkpoint_save(const std::string& output_dir, const CheckpointState
     j["seed"] = state.seed;
     j["num_params"] = state.num_params;
     j["model_config"] = nlohmann::json::parse(state.model_config_json);
-    write_text_atomic((tmp_dir / kStateFile).string(), j.dump(2) + "\n");
+    write_file_atomic((tmp_dir / kStateFile).string(), j.dump(2) + "\n");
   } catch (...) {
     fs::remove_all(tmp_dir, ec);
     throw;
