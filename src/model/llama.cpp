@@ -130,6 +130,17 @@ std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
   return out;
 }
 
+LayerWeights LlamaModel::layer_weights(int64_t l) {
+  const LayerOffsets& o = table_.layers[size_t(l)];
+  const float* P = params_.get();
+  return {P + o.ln1, weight(o.wqkv), weight(o.wo), P + o.ln2, weight(o.wgu), weight(o.wd)};
+}
+
+HeadWeights LlamaModel::head_weights() const {
+  const float* P = params_.get();
+  return {P + table_.embed, P + table_.final_norm, weight(table_.lm_head)};
+}
+
 void LlamaModel::zero_grads() { be_.zero(grads_.get(), table_.total * sizeof(float)); }
 
 void LlamaModel::maybe_round(float* x, size_t n) {

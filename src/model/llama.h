@@ -21,6 +21,15 @@ struct TensorToWrite;
 enum class Precision { FP32, BF16 };
 Precision precision_from_name(const std::string& name);
 
+// The fp32 device weights one layer reads: norms and the (fused) linear weights in HF
+// layout, q|k|v rows [(H+2KV)·D, C], gate|up rows [2I, C], o [C, H·D], down [C, I].
+struct LayerWeights {
+  const float *ln1, *wqkv, *wo, *ln2, *wgu, *wd;
+};
+struct HeadWeights {
+  const float *embed, *final_norm, *lm_head;  // lm_head == embed when tied
+};
+
 class LlamaModel {
  public:
   LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
@@ -57,6 +66,12 @@ class LlamaModel {
   void refresh_compute_weights();
   // HF tensors for saving, converted to out_dtype into `storage`.
   std::vector<TensorToWrite> export_tensors(DType out_dtype, std::vector<uint8_t>& storage) const;
+
+  // What products read for layer l / the embedding and head: bf16-rounded in bf16
+  // training. For a frozen quantized base this dequantizes layer l into a scratch buffer,
+  // valid until the next call for another layer.
+  LayerWeights layer_weights(int64_t l);
+  HeadWeights head_weights() const;
 
   void zero_grads();
   // Forward and backward of sum(CE over targets) * loss_scale; parameter gradients
