@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev           # unit tests
   python3 python3-torch python3-numpy   # the independent PyTorch reference and the bench peer
-  python3-sentencepiece python3-regex    # independent tokenizer references for the tests
+  python3-sentencepiece python3-regex python3-nltk  # independent tokenizer and metric references for the tests
   libopenblas0-pthread   # an optimized BLAS for the PyTorch peer (Debian's torch uses libblas.so.3)
   clang-format
 )

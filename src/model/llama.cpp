@@ -141,6 +141,19 @@ HeadWeights LlamaModel::head_weights() const {
   return {P + table_.embed, P + table_.final_norm, weight(table_.lm_head)};
 }
 
+void LlamaModel::linear_forward(int64_t l, Linear which, float* y, const float* x, int64_t M,
+                                float beta) {
+  const LayerWeights w = layer_weights(l);
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t S = cfg_.q_dim() + 2 * cfg_.kv_dim(), HD = cfg_.q_dim();
+  switch (which) {
+    case Linear::QKV: return matmul_xwT(y, x, w.wqkv, M, S, C, beta);
+    case Linear::O: return matmul_xwT(y, x, w.wo, M, C, HD, beta);
+    case Linear::GateUp: return matmul_xwT(y, x, w.wgu, M, 2 * I, C, beta);
+    case Linear::Down: return matmul_xwT(y, x, w.wd, M, C, I, beta);
+  }
+}
+
 void LlamaModel::zero_grads() { be_.zero(grads_.get(), table_.total * sizeof(float)); }
 
 void LlamaModel::maybe_round(float* x, size_t n) {

@@ -26,6 +26,9 @@ Precision precision_from_name(const std::string& name);
 struct LayerWeights {
   const float *ln1, *wqkv, *wo, *ln2, *wgu, *wd;
 };
+// The fused linear layers of a block, in the order a forward pass applies them.
+enum class Linear { QKV, O, GateUp, Down };
+
 struct HeadWeights {
   const float *embed, *final_norm, *lm_head;  // lm_head == embed when tied
 };
@@ -72,6 +75,9 @@ class LlamaModel {
   // valid until the next call for another layer.
   LayerWeights layer_weights(int64_t l);
   HeadWeights head_weights() const;
+  // Inference: y[M, out] = x[M, in] · Wᵀ (+ y when beta = 1) for layer l's fused linear,
+  // adapters included when present. x must already be bf16-rounded in bf16 models.
+  void linear_forward(int64_t l, Linear which, float* y, const float* x, int64_t M, float beta);
 
   void zero_grads();
   // Forward and backward of sum(CE over targets) * loss_scale; parameter gradients
