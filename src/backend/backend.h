@@ -34,6 +34,19 @@ struct AttentionArgs {
   const int32_t* doc_start = nullptr;
 };
 
+// Attention of M new query rows against a KV cache, for generation. The cache of one layer
+// is k_cache and v_cache, each [slots, KV, capacity, D]. Row m belongs to sequence slot[m]
+// at position pos[m]: its k and v (RoPE already applied) are first written into the cache
+// at that position, then its query attends to positions [0, pos[m]] of its slot. Several
+// rows of one slot (a prompt's prefill) are therefore causal among themselves; no two rows
+// may share a (slot, pos).
+struct AttentionDecodeArgs {
+  int64_t M = 0, H = 0, KV = 0, D = 0;
+  int64_t capacity = 0;           // positions per slot
+  const int32_t* slot = nullptr;  // [M]
+  const int32_t* pos = nullptr;   // [M]
+};
+
 struct AdamWArgs {
   float lr = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0;
   int64_t step = 1;  // 1-based, for bias correction
@@ -70,6 +83,10 @@ class Backend {
                                  const AttentionArgs& a) = 0;
   virtual void attention_backward(float* dqkv, const float* dout, const float* out,
                                   const float* lse, const float* qkv, const AttentionArgs& a) = 0;
+  // Generation: qkv [M, (H+2KV)*D] as in attention_forward, out [M, H*D]; see
+  // AttentionDecodeArgs for the cache layout and which keys each row sees.
+  virtual void attention_decode(float* out, const float* qkv, float* k_cache, float* v_cache,
+                                const AttentionDecodeArgs& a) = 0;
   virtual void swiglu_forward(float* h, const float* gate_up, int64_t M, int64_t I) = 0;
   virtual void swiglu_backward(float* dgate_up, const float* dh, const float* gate_up, int64_t M,
                                int64_t I) = 0;
@@ -78,6 +95,15 @@ class Backend {
   virtual double softmax_cross_entropy(float* logits, const int32_t* targets, int64_t M, int64_t V,
                                        float scale) = 0;
   virtual void round_to_bf16(float* x, size_t n) = 0;  // in place, round-to-nearest-even
+  // Frozen-base storage (src/kernels/cpu/quant.h): bf16 bits, NF4 codes with block scales,
+  // log-scale 8-bit scales (double quantization); and LoRA's dropout with a hashed mask.
+  virtual void dequantize_bf16(float* out, const uint16_t* in, size_t n) = 0;
+  virtual void dequantize_nf4(float* out, const uint8_t* codes, const float* absmax, size_t n,
+                              int64_t block) = 0;
+  virtual void dequantize_log8(float* out, const uint8_t* q, const float* lo_step, size_t n,
+                               int64_t group) = 0;
+  virtual void dropout(float* out, const float* in, size_t n, float p, uint64_t seed,
+                       bool accumulate) = 0;
   virtual double sum_squares(const float* x, size_t n) = 0;
   // One AdamW step (PyTorch semantics) over a flat range; if `compute` is not null it
   // receives the updated weights rounded to bf16 (bf16 training) or copied (fp32).

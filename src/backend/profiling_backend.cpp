@@ -72,6 +72,10 @@ class ProfilingBackend final : public Backend {
                           const float* q, const AttentionArgs& a) override {
     timed("attention bwd", [&] { in_->attention_backward(dq, g, o, l, q, a); });
   }
+  void attention_decode(float* o, const float* q, float* kc, float* vc,
+                        const AttentionDecodeArgs& a) override {
+    timed("attention decode", [&] { in_->attention_decode(o, q, kc, vc, a); });
+  }
   void swiglu_forward(float* h, const float* gu, int64_t M, int64_t I) override {
     timed("swiglu", [&] { in_->swiglu_forward(h, gu, M, I); });
   }
@@ -83,6 +87,21 @@ class ProfilingBackend final : public Backend {
   }
   void round_to_bf16(float* x, size_t n) override {
     timed("round to bf16", [&] { in_->round_to_bf16(x, n); });
+  }
+  void dequantize_bf16(float* out, const uint16_t* in, size_t n) override {
+    timed("dequantize", [&] { in_->dequantize_bf16(out, in, n); });
+  }
+  void dequantize_nf4(float* out, const uint8_t* codes, const float* absmax, size_t n,
+                      int64_t block) override {
+    timed("dequantize", [&] { in_->dequantize_nf4(out, codes, absmax, n, block); });
+  }
+  void dequantize_log8(float* out, const uint8_t* q, const float* lo_step, size_t n,
+                       int64_t group) override {
+    timed("dequantize", [&] { in_->dequantize_log8(out, q, lo_step, n, group); });
+  }
+  void dropout(float* out, const float* in, size_t n, float p, uint64_t seed,
+               bool accumulate) override {
+    timed("lora dropout", [&] { in_->dropout(out, in, n, p, seed, accumulate); });
   }
   double sum_squares(const float* x, size_t n) override {
     return timed("grad norm", [&] { return in_->sum_squares(x, n); });

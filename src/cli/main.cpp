@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   add(lathe::cli::add_prep);
   add(lathe::cli::add_tokenize);
   add(lathe::cli::add_bench);
+  add(lathe::cli::add_generate);
+  add(lathe::cli::add_chat);
+  add(lathe::cli::add_merge);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

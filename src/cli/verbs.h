@@ -10,5 +10,8 @@ Action add_train(CLI::App& app);
 Action add_bench(CLI::App& app);
 Action add_prep(CLI::App& app);
 Action add_tokenize(CLI::App& app);
+Action add_generate(CLI::App& app);
+Action add_chat(CLI::App& app);
+Action add_merge(CLI::App& app);
 
 }  // namespace lathe::cli

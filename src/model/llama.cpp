@@ -61,12 +61,22 @@ std::vector<float> rope_table(const LlamaConfig& c, int64_t T) {
 }
 
 LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
-                       bool activation_checkpointing)
+                       bool activation_checkpointing, const AdapterSetup* adapter)
     : cfg_(cfg),
       be_(be),
       precision_(precision),
       checkpointing_(activation_checkpointing),
       table_(make_param_table(cfg)) {
+  norm_dw_ = DeviceBuffer<float>(be_, size_t(cfg_.hidden_size));
+  if (adapter) {
+    frozen_ = std::make_unique<FrozenBase>(cfg_, table_, be_, adapter->base_dtype,
+                                           adapter->double_quant, precision_ == Precision::BF16);
+    lora_ = make_lora_table(cfg_, adapter->lora);
+    lora_params_ = DeviceBuffer<float>(be_, lora_.total);
+    lora_grads_ = DeviceBuffer<float>(be_, lora_.total);
+    if (precision_ == Precision::BF16) lora_compute_ = DeviceBuffer<float>(be_, lora_.total);
+    return;
+  }
   params_ = DeviceBuffer<float>(be_, table_.total);
   grads_ = DeviceBuffer<float>(be_, table_.total);
   if (precision_ == Precision::BF16) {
@@ -78,26 +88,37 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
 void LlamaModel::load(const SafetensorsModel& weights) { load_impl(weights, false); }
 void LlamaModel::load_growing_vocab(const SafetensorsModel& weights) { load_impl(weights, true); }
 
+TrainableParams LlamaModel::trainable() {
+  if (frozen_) return {lora_params_.get(), lora_grads_.get(), lora_.total, lora_compute_.get(), 0};
+  return {params_.get(), grads_.get(), table_.total, compute_.get(), compute_offset_};
+}
+
+void LlamaModel::store_frozen(const ParamEntry& e, const float* values) { frozen_->set(e, values); }
+
 void LlamaModel::load_impl(const SafetensorsModel& weights, bool allow_vocab_growth) {
+  std::vector<float> staging;  // a frozen base converts each tensor on its way in
   for (const ParamEntry& e : table_.entries) {
     const TensorInfo& t = weights.get(e.name);
+    if (frozen_) staging.resize(e.numel);
+    float* dst = frozen_ ? staging.data() : params_.get() + e.offset;
     const bool vocab_rows = e.name == "model.embed_tokens.weight" || e.name == "lm_head.weight";
     if (allow_vocab_growth && vocab_rows && t.shape.size() == 2 && t.shape[1] == e.shape[1] &&
         t.shape[0] < e.shape[0]) {
       const int64_t old_rows = t.shape[0], C = e.shape[1];
-      float* dst = params_.get() + e.offset;
       convert_to_f32(t.data, t.dtype, dst, size_t(old_rows * C));
       std::vector<double> mean(size_t(C), 0.0);
       for (int64_t r = 0; r < old_rows; ++r)
         for (int64_t c = 0; c < C; ++c) mean[size_t(c)] += dst[r * C + c];
       for (int64_t r = old_rows; r < e.shape[0]; ++r)
         for (int64_t c = 0; c < C; ++c) dst[r * C + c] = float(mean[size_t(c)] / double(old_rows));
+      if (frozen_) store_frozen(e, dst);
       continue;
     }
     LATHE_CHECK(t.shape == e.shape, t.file, ": tensor '", e.name, "' has shape ",
                 shape_str(t.shape), " but config.json implies ", shape_str(e.shape),
                 ": the weights do not belong to this config");
-    convert_to_f32(t.data, t.dtype, params_.get() + e.offset, e.numel);
+    convert_to_f32(t.data, t.dtype, dst, e.numel);
+    if (frozen_) store_frozen(e, dst);
   }
   refresh_compute_weights();
 }
@@ -105,15 +126,24 @@ void LlamaModel::load_impl(const SafetensorsModel& weights, bool allow_vocab_gro
 void LlamaModel::init_random(uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 0.02f);
-  float* p = params_.get();
+  std::vector<float> staging;
   for (const ParamEntry& e : table_.entries) {
     const bool is_norm = e.shape.size() == 1;
-    for (size_t i = 0; i < e.numel; ++i) p[e.offset + i] = is_norm ? 1.0f : normal(rng);
+    float* p = frozen_ ? (staging.resize(e.numel), staging.data()) : params_.get() + e.offset;
+    for (size_t i = 0; i < e.numel; ++i) p[i] = is_norm ? 1.0f : normal(rng);
+    if (frozen_) store_frozen(e, p);
   }
+  if (frozen_) init_lora_weights(lora_, lora_params_.get(), seed ^ 0x10a4ull);
   refresh_compute_weights();
 }
 
 void LlamaModel::refresh_compute_weights() {
+  if (frozen_) {
+    if (!lora_compute_.get()) return;
+    be_.copy(lora_compute_.get(), lora_params_.get(), lora_.total * sizeof(float));
+    be_.round_to_bf16(lora_compute_.get(), lora_.total);
+    return;
+  }
   if (!compute_.get()) return;
   const size_t n = table_.total - compute_offset_;
   be_.copy(compute_.get(), params_.get() + compute_offset_, n * sizeof(float));
@@ -122,6 +152,7 @@ void LlamaModel::refresh_compute_weights() {
 
 std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
                                                       std::vector<uint8_t>& storage) const {
+  LATHE_CHECK(!frozen_, "a LoRA model exports its adapter; merge it into the base with lathe merge");
   storage.resize(table_.total * dtype_size(out_dtype));
   convert_from_f32(params_.get(), storage.data(), out_dtype, table_.total);
   std::vector<TensorToWrite> out;
@@ -131,12 +162,14 @@ std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
 }
 
 LayerWeights LlamaModel::layer_weights(int64_t l) {
+  if (frozen_) return frozen_->layer(l);
   const LayerOffsets& o = table_.layers[size_t(l)];
   const float* P = params_.get();
   return {P + o.ln1, weight(o.wqkv), weight(o.wo), P + o.ln2, weight(o.wgu), weight(o.wd)};
 }
 
 HeadWeights LlamaModel::head_weights() const {
+  if (frozen_) return frozen_->head();
   const float* P = params_.get();
   return {P + table_.embed, P + table_.final_norm, weight(table_.lm_head)};
 }
@@ -147,14 +180,121 @@ void LlamaModel::linear_forward(int64_t l, Linear which, float* y, const float* 
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t S = cfg_.q_dim() + 2 * cfg_.kv_dim(), HD = cfg_.q_dim();
   switch (which) {
-    case Linear::QKV: return matmul_xwT(y, x, w.wqkv, M, S, C, beta);
-    case Linear::O: return matmul_xwT(y, x, w.wo, M, C, HD, beta);
-    case Linear::GateUp: return matmul_xwT(y, x, w.wgu, M, 2 * I, C, beta);
-    case Linear::Down: return matmul_xwT(y, x, w.wd, M, C, I, beta);
+    case Linear::QKV: matmul_xwT(y, x, w.wqkv, M, S, C, beta); break;
+    case Linear::O: matmul_xwT(y, x, w.wo, M, C, HD, beta); break;
+    case Linear::GateUp: matmul_xwT(y, x, w.wgu, M, 2 * I, C, beta); break;
+    case Linear::Down: matmul_xwT(y, x, w.wd, M, C, I, beta); break;
+  }
+  lora_forward(l, which, x, y, M, nullptr, false);
+}
+
+Linear linear_of(Proj p) {
+  switch (p) {
+    case Proj::Q: case Proj::K: case Proj::V: return Linear::QKV;
+    case Proj::O: return Linear::O;
+    case Proj::Gate: case Proj::Up: return Linear::GateUp;
+    case Proj::Down: return Linear::Down;
+  }
+  return Linear::QKV;
+}
+
+uint64_t LlamaModel::dropout_seed(int64_t l, size_t entry) const {
+  return dropout_seed_ * 0x9e3779b97f4a7c15ull + uint64_t(l) * 131 + entry;
+}
+
+void LlamaModel::lora_forward(int64_t l, Linear which, const float* x, float* y, int64_t M,
+                              LayerActs* acts, bool train) {
+  if (!frozen_) return;
+  const auto& ids = lora_.by_layer[size_t(l)];
+  const int64_t r = lora_.spec.r;
+  const float* W = lora_compute_.get() ? lora_compute_.get() : lora_params_.get();
+  const bool drop = train && lora_.spec.dropout > 0;
+  for (size_t k = 0; k < ids.size(); ++k) {
+    const LoraEntry& e = lora_.entries[ids[k]];
+    if (linear_of(e.proj) != which) continue;
+    const float* xin = x;
+    if (drop) {
+      lora_x_.ensure(be_, size_t(M * e.in));
+      be_.dropout(lora_x_.get(), x, size_t(M * e.in), float(lora_.spec.dropout),
+                  dropout_seed(l, ids[k]), false);
+      xin = lora_x_.get();
+    }
+    float* u;
+    if (acts) {
+      u = acts->lora_u.get() + k * size_t(M * r);
+    } else {
+      lora_u_.ensure(be_, size_t(M * r));
+      u = lora_u_.get();
+    }
+    matmul_xwT(u, xin, W + e.a_offset, M, r, e.in, 0.0f);  // u = x·Aᵀ
+    maybe_round(u, size_t(M * r));
+    MatmulArgs a;  // y[:, cols] += s · u·Bᵀ
+    a.M = M, a.N = e.out, a.K = r;
+    a.A = u, a.lda = r;
+    a.B = W + e.b_offset, a.ldb = r, a.trans_b = true;
+    a.C = y + e.out_col, a.ldc = e.fused_out;
+    a.alpha = lora_.spec.scaling(), a.beta = 1.0f;
+    be_.matmul(a);
   }
 }
 
-void LlamaModel::zero_grads() { be_.zero(grads_.get(), table_.total * sizeof(float)); }
+void LlamaModel::lora_backward(int64_t l, Linear which, const float* x, const float* dy,
+                               int64_t ld_dy, float* dx, int64_t M, LayerActs& acts) {
+  if (!frozen_) return;
+  const auto& ids = lora_.by_layer[size_t(l)];
+  const int64_t r = lora_.spec.r;
+  const float s = lora_.spec.scaling();
+  const float* W = lora_compute_.get() ? lora_compute_.get() : lora_params_.get();
+  float* G = lora_grads_.get();
+  const bool drop = lora_.spec.dropout > 0;
+  lora_du_.ensure(be_, size_t(M * r));
+  float* du = lora_du_.get();
+  for (size_t k = 0; k < ids.size(); ++k) {
+    const LoraEntry& e = lora_.entries[ids[k]];
+    if (linear_of(e.proj) != which) continue;
+    const float* u = acts.lora_u.get() + k * size_t(M * r);
+    const float* dye = dy + e.out_col;
+    MatmulArgs db;  // dB += s · dyᵀ·u
+    db.M = e.out, db.N = r, db.K = M;
+    db.A = dye, db.lda = ld_dy, db.trans_a = true;
+    db.B = u, db.ldb = r;
+    db.C = G + e.b_offset, db.ldc = r, db.alpha = s, db.beta = 1.0f;
+    be_.matmul(db);
+    MatmulArgs dua;  // du = s · dy·B
+    dua.M = M, dua.N = r, dua.K = e.out;
+    dua.A = dye, dua.lda = ld_dy;
+    dua.B = W + e.b_offset, dua.ldb = r;
+    dua.C = du, dua.ldc = r, dua.alpha = s;
+    be_.matmul(dua);
+    const float* xin = x;
+    if (drop) {  // the forward's mask, regenerated
+      lora_x_.ensure(be_, size_t(M * e.in));
+      be_.dropout(lora_x_.get(), x, size_t(M * e.in), float(lora_.spec.dropout),
+                  dropout_seed(l, ids[k]), false);
+      xin = lora_x_.get();
+    }
+    MatmulArgs da;  // dA += duᵀ·x
+    da.M = r, da.N = e.in, da.K = M;
+    da.A = du, da.lda = r, da.trans_a = true;
+    da.B = xin, da.ldb = e.in;
+    da.C = G + e.a_offset, da.ldc = e.in, da.beta = 1.0f;
+    be_.matmul(da);
+    MatmulArgs dxa;  // dx += du·A (through the dropout mask)
+    dxa.M = M, dxa.N = e.in, dxa.K = r;
+    dxa.A = du, dxa.lda = r;
+    dxa.B = W + e.a_offset, dxa.ldb = e.in;
+    dxa.C = drop ? lora_x_.get() : dx, dxa.ldc = e.in, dxa.beta = drop ? 0.0f : 1.0f;
+    be_.matmul(dxa);
+    if (drop)
+      be_.dropout(dx, lora_x_.get(), size_t(M * e.in), float(lora_.spec.dropout),
+                  dropout_seed(l, ids[k]), true);
+  }
+}
+
+void LlamaModel::zero_grads() {
+  const TrainableParams t = trainable();
+  be_.zero(t.grads, t.n * sizeof(float));
+}
 
 void LlamaModel::maybe_round(float* x, size_t n) {
   // bf16 training: inputs of matrix products carry bf16 precision, as under autocast;
@@ -197,6 +337,8 @@ void LlamaModel::ensure_buffers(int64_t B, int64_t T) {
     a.x_mid.ensure(be_, M * C);
     a.rstd2.ensure(be_, M);
     a.gu.ensure(be_, M * 2 * I);
+    if (frozen_ && !lora_.entries.empty())
+      a.lora_u.ensure(be_, M * size_t(lora_.spec.r) * lora_.by_layer[0].size());
   }
   if (checkpointing_) {
     layer_inputs_.resize(size_t(cfg_.num_hidden_layers));
@@ -242,17 +384,18 @@ void LlamaModel::upload_batch(const Batch& b) {
   host_targets_ = b.targets;
 }
 
-void LlamaModel::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out) {
-  const LayerOffsets& o = table_.layers[size_t(l)];
-  const float* P = params_.get();
+void LlamaModel::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out,
+                               bool train) {
+  const LayerWeights w = layer_weights(l);
   const int64_t M = B_ * T_, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads, D = cfg_.head_dim;
   const int64_t S = (H + 2 * KV) * D;
   const float eps = float(cfg_.rms_norm_eps);
 
-  be_.rmsnorm_forward(xn_.get(), a.rstd1.get(), x_in, P + o.ln1, M, C, eps);
+  be_.rmsnorm_forward(xn_.get(), a.rstd1.get(), x_in, w.ln1, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
-  matmul_xwT(a.qkv.get(), xn_.get(), weight(o.wqkv), M, S, C, 0.0f);
+  matmul_xwT(a.qkv.get(), xn_.get(), w.wqkv, M, S, C, 0.0f);
+  lora_forward(l, Linear::QKV, xn_.get(), a.qkv.get(), M, &a, train);
   // q and k heads are adjacent in each row: one call rotates both.
   be_.rope_forward(a.qkv.get(), positions_.get(), rope_.get(), M, H + KV, D, S, false);
   AttentionArgs aa{B_, T_, H, KV, D, doc_start_.get()};
@@ -261,21 +404,26 @@ void LlamaModel::layer_forward(int64_t l, LayerActs& a, const float* x_in, float
   // sees the bf16 output, an error of bf16 size like autocast's.
   maybe_round(a.att.get(), size_t(M * H * D));
   be_.copy(a.x_mid.get(), x_in, size_t(M * C) * sizeof(float));
-  matmul_xwT(a.x_mid.get(), a.att.get(), weight(o.wo), M, C, H * D, 1.0f);
+  matmul_xwT(a.x_mid.get(), a.att.get(), w.wo, M, C, H * D, 1.0f);
+  lora_forward(l, Linear::O, a.att.get(), a.x_mid.get(), M, &a, train);
 
-  be_.rmsnorm_forward(xn_.get(), a.rstd2.get(), a.x_mid.get(), P + o.ln2, M, C, eps);
+  be_.rmsnorm_forward(xn_.get(), a.rstd2.get(), a.x_mid.get(), w.ln2, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
-  matmul_xwT(a.gu.get(), xn_.get(), weight(o.wgu), M, 2 * I, C, 0.0f);
+  matmul_xwT(a.gu.get(), xn_.get(), w.wgu, M, 2 * I, C, 0.0f);
+  lora_forward(l, Linear::GateUp, xn_.get(), a.gu.get(), M, &a, train);
   be_.swiglu_forward(h_.get(), a.gu.get(), M, I);
   maybe_round(h_.get(), size_t(M * I));
   be_.copy(x_out, a.x_mid.get(), size_t(M * C) * sizeof(float));
-  matmul_xwT(x_out, h_.get(), weight(o.wd), M, C, I, 1.0f);
+  matmul_xwT(x_out, h_.get(), w.wd, M, C, I, 1.0f);
+  lora_forward(l, Linear::Down, h_.get(), x_out, M, &a, train);
 }
 
-// dx[M,C] holds d(loss)/d(layer output) on entry and d/d(layer input) on return.
+// dx[M,C] holds d(loss)/d(layer output) on entry and d/d(layer input) on return. With a
+// frozen base only the adapters get gradients; the base's weight products are skipped.
 void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, float* dx) {
   const LayerOffsets& o = table_.layers[size_t(l)];
-  const float* P = params_.get();
+  const LayerWeights w = layer_weights(l);
+  const bool base = !frozen_;
   float* G = grads_.get();
   const float eps = float(cfg_.rms_norm_eps);
   const int64_t M = B_ * T_, C = cfg_.hidden_size, I = cfg_.intermediate_size;
@@ -290,30 +438,41 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
     args.C = c, args.ldc = n, args.beta = beta;
     be_.matmul(args);
   };
+  float* norm_dw2 = base ? G + o.ln2 : norm_dw_.get();
+  float* norm_dw1 = base ? G + o.ln1 : norm_dw_.get();
 
   // MLP: out = x_mid + down(h)
   be_.swiglu_forward(h_.get(), a.gu.get(), M, I);  // recomputed, as in the forward
   maybe_round(h_.get(), size_t(M * I));
-  mm(dh_.get(), dx, false, weight(o.wd), false, M, I, C, C, I, 0.0f);    // dh = dx · Wd
-  mm(G + o.wd, dx, true, h_.get(), false, C, I, M, C, I, 1.0f);          // dWd += dxᵀ · h
+  mm(dh_.get(), dx, false, w.wd, false, M, I, C, C, I, 0.0f);                // dh = dx · Wd
+  if (base) mm(G + o.wd, dx, true, h_.get(), false, C, I, M, C, I, 1.0f);   // dWd += dxᵀ · h
+  lora_backward(l, Linear::Down, h_.get(), dx, C, dh_.get(), M, a);
   be_.swiglu_backward(dgu_.get(), dh_.get(), a.gu.get(), M, I);
-  be_.rmsnorm_forward(xn_.get(), a.rstd2.get(), a.x_mid.get(), P + o.ln2, M, C, eps);
+  be_.rmsnorm_forward(xn_.get(), a.rstd2.get(), a.x_mid.get(), w.ln2, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
-  mm(dxn_.get(), dgu_.get(), false, weight(o.wgu), false, M, C, 2 * I, 2 * I, C, 0.0f);
-  mm(G + o.wgu, dgu_.get(), true, xn_.get(), false, 2 * I, C, M, 2 * I, C, 1.0f);
-  be_.rmsnorm_backward(dx, G + o.ln2, dxn_.get(), a.x_mid.get(), P + o.ln2, a.rstd2.get(), M, C);
+  mm(dxn_.get(), dgu_.get(), false, w.wgu, false, M, C, 2 * I, 2 * I, C, 0.0f);
+  if (base) mm(G + o.wgu, dgu_.get(), true, xn_.get(), false, 2 * I, C, M, 2 * I, C, 1.0f);
+  lora_backward(l, Linear::GateUp, xn_.get(), dgu_.get(), 2 * I, dxn_.get(), M, a);
+  be_.rmsnorm_backward(dx, norm_dw2, dxn_.get(), a.x_mid.get(), w.ln2, a.rstd2.get(), M, C);
 
   // Attention: x_mid = x_in + o_proj(attn(rope(qkv(norm(x_in)))))
-  mm(datt_.get(), dx, false, weight(o.wo), false, M, HD, C, C, HD, 0.0f);
-  mm(G + o.wo, dx, true, a.att.get(), false, C, HD, M, C, HD, 1.0f);
+  mm(datt_.get(), dx, false, w.wo, false, M, HD, C, C, HD, 0.0f);
+  if (base) mm(G + o.wo, dx, true, a.att.get(), false, C, HD, M, C, HD, 1.0f);
+  lora_backward(l, Linear::O, a.att.get(), dx, C, datt_.get(), M, a);
   AttentionArgs aa{B_, T_, H, KV, D, doc_start_.get()};
   be_.attention_backward(dqkv_.get(), datt_.get(), a.att.get(), a.lse.get(), a.qkv.get(), aa);
   be_.rope_forward(dqkv_.get(), positions_.get(), rope_.get(), M, H + KV, D, S, true);
-  be_.rmsnorm_forward(xn_.get(), a.rstd1.get(), x_in, P + o.ln1, M, C, eps);
+  be_.rmsnorm_forward(xn_.get(), a.rstd1.get(), x_in, w.ln1, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
-  mm(dxn_.get(), dqkv_.get(), false, weight(o.wqkv), false, M, C, S, S, C, 0.0f);
-  mm(G + o.wqkv, dqkv_.get(), true, xn_.get(), false, S, C, M, S, C, 1.0f);
-  be_.rmsnorm_backward(dx, G + o.ln1, dxn_.get(), x_in, P + o.ln1, a.rstd1.get(), M, C);
+  if (base) mm(G + o.wqkv, dqkv_.get(), true, xn_.get(), false, S, C, M, S, C, 1.0f);
+  // The first layer's input gradient only feeds the embedding; a frozen one needs none.
+  if (!base && l == 0) {
+    lora_backward(l, Linear::QKV, xn_.get(), dqkv_.get(), S, dxn_.get(), M, a);
+    return;
+  }
+  mm(dxn_.get(), dqkv_.get(), false, w.wqkv, false, M, C, S, S, C, 0.0f);
+  lora_backward(l, Linear::QKV, xn_.get(), dqkv_.get(), S, dxn_.get(), M, a);
+  be_.rmsnorm_backward(dx, norm_dw1, dxn_.get(), x_in, w.ln1, a.rstd1.get(), M, C);
 }
 
 // Final norm, lm_head and cross-entropy, fused and chunked over tokens: only rows with
@@ -322,8 +481,8 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
 // only computes the loss (evaluation), still chunked.
 double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* dxf) {
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size;
-  const float* W = weight(table_.lm_head);
-  float* G = grads_.get();
+  const float* W = head_weights().lm_head;
+  float* G = grads_.get();  // null with a frozen base: no head gradient
   std::vector<int32_t> rows;
   for (int64_t i = 0; i < M; ++i)
     if (b.targets[size_t(i)] >= 0) rows.push_back(int32_t(i));
@@ -353,12 +512,14 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
     dx.B = W, dx.ldb = C;
     dx.C = rows_dx_.get(), dx.ldc = C;
     be_.matmul(dx);
-    MatmulArgs dw;  // dW += dlogitsᵀ · rows
-    dw.M = V, dw.N = C, dw.K = m;
-    dw.A = logits_chunk_.get(), dw.lda = V, dw.trans_a = true;
-    dw.B = rows_x_.get(), dw.ldb = C;
-    dw.C = G + table_.lm_head, dw.ldc = C, dw.beta = 1.0f;
-    be_.matmul(dw);
+    if (G) {
+      MatmulArgs dw;  // dW += dlogitsᵀ · rows
+      dw.M = V, dw.N = C, dw.K = m;
+      dw.A = logits_chunk_.get(), dw.lda = V, dw.trans_a = true;
+      dw.B = rows_x_.get(), dw.ldb = C;
+      dw.C = G + table_.lm_head, dw.ldc = C, dw.beta = 1.0f;
+      be_.matmul(dw);
+    }
     for (int64_t i = 0; i < m; ++i)
       be_.copy(dxf + int64_t(rows[size_t(r0 + i)]) * C, rows_dx_.get() + i * C, size_t(C) * 4);
   }
@@ -368,60 +529,60 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
 double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
   upload_batch(b);
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, L = cfg_.num_hidden_layers;
-  const float* P = params_.get();
+  const HeadWeights hw = head_weights();
   float* G = grads_.get();
 
   // Forward. Layer l reads its input from the previous layer's output buffer.
   auto input_of = [&](int64_t l) -> float* {
     return checkpointing_ ? layer_inputs_[size_t(l)].get() : acts_[size_t(l)].x_in.get();
   };
-  be_.embedding_forward(input_of(0), ids_.get(), P + table_.embed, M, C);
+  be_.embedding_forward(input_of(0), ids_.get(), hw.embed, M, C);
   for (int64_t l = 0; l < L; ++l) {
     LayerActs& a = acts_[checkpointing_ ? 0 : size_t(l)];
     float* out = l + 1 < L ? input_of(l + 1) : x_final_.get();
-    layer_forward(l, a, input_of(l), out);
+    layer_forward(l, a, input_of(l), out, true);
   }
-  be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x_final_.get(), P + table_.final_norm,
+  be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x_final_.get(), hw.final_norm,
                       M, C, float(cfg_.rms_norm_eps));
   maybe_round(xn_final_.get(), size_t(M * C));
 
   // Loss and the head's backward, then the layers in reverse.
   const double loss = head_loss_and_grad(b, loss_scale, dxn_.get());
   be_.zero(dx_.get(), size_t(M * C) * sizeof(float));
-  be_.rmsnorm_backward(dx_.get(), G + table_.final_norm, dxn_.get(), x_final_.get(),
-                       P + table_.final_norm, rstd_final_.get(), M, C);
+  be_.rmsnorm_backward(dx_.get(), G ? G + table_.final_norm : norm_dw_.get(), dxn_.get(),
+                       x_final_.get(), hw.final_norm, rstd_final_.get(), M, C);
   for (int64_t l = L - 1; l >= 0; --l) {
     LayerActs& a = acts_[checkpointing_ ? 0 : size_t(l)];
     if (checkpointing_) {
       // Recompute this layer's activations from its saved input.
-      layer_forward(l, a, input_of(l), x_final_.get());
+      layer_forward(l, a, input_of(l), x_final_.get(), true);
     }
     layer_backward(l, a, input_of(l), dx_.get());
   }
-  be_.embedding_backward(G + table_.embed, ids_.get(), dx_.get(), M, C);
+  if (G) be_.embedding_backward(G + table_.embed, ids_.get(), dx_.get(), M, C);
   return loss;
 }
 
 double LlamaModel::forward(const Batch& b, float* logits) {
   upload_batch(b);
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size, L = cfg_.num_hidden_layers;
-  const float* P = params_.get();
+  const HeadWeights hw = head_weights();
   LayerActs& a = acts_[0];
   // Inference needs no saved activations: ping-pong between two residual buffers.
   DeviceBuffer<float> x(be_, size_t(M * C)), y(be_, size_t(M * C));
-  be_.embedding_forward(x.get(), ids_.get(), P + table_.embed, M, C);
+  be_.embedding_forward(x.get(), ids_.get(), hw.embed, M, C);
   for (int64_t l = 0; l < L; ++l) {
-    layer_forward(l, a, x.get(), y.get());
+    layer_forward(l, a, x.get(), y.get(), false);
     std::swap(x, y);
   }
-  be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x.get(), P + table_.final_norm, M, C,
+  be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x.get(), hw.final_norm, M, C,
                       float(cfg_.rms_norm_eps));
   maybe_round(xn_final_.get(), size_t(M * C));
   // Without a logits buffer (evaluation) the loss is computed chunk by chunk, so a 128K
   // vocabulary never needs B·T·V floats.
   if (!logits) return head_loss_and_grad(b, 1.0f, nullptr);
   float* out = logits;
-  matmul_xwT(out, xn_final_.get(), weight(table_.lm_head), M, V, C, 0.0f);
+  matmul_xwT(out, xn_final_.get(), hw.lm_head, M, V, C, 0.0f);
   // Loss from the logits without disturbing them.
   double loss = 0;
   for (int64_t i = 0; i < M; ++i) {

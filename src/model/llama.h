@@ -3,6 +3,7 @@
 // and the activations it needs are kept in plain buffers.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,7 +11,9 @@
 #include "core/device_buffer.h"
 #include "core/dtype.h"
 #include "model/batch.h"
+#include "model/frozen_base.h"
 #include "model/llama_config.h"
+#include "model/lora.h"
 #include "model/param_table.h"
 
 namespace lathe {
@@ -28,22 +31,52 @@ struct LayerWeights {
 };
 // The fused linear layers of a block, in the order a forward pass applies them.
 enum class Linear { QKV, O, GateUp, Down };
+Linear linear_of(Proj p);  // the fused product a projection is part of
 
 struct HeadWeights {
   const float *embed, *final_norm, *lm_head;  // lm_head == embed when tied
 };
 
+// LoRA training: the base is frozen (stored as base_dtype, no gradients, no optimizer
+// state) and only the adapters train.
+struct AdapterSetup {
+  LoraSpec lora;
+  BaseDtype base_dtype = BaseDtype::BF16;
+  bool double_quant = false;
+};
+
+// The parameters an optimizer updates: the whole model, or the LoRA adapters. `compute`
+// (bf16 training) is the rounded copy products read, covering [compute_offset, n).
+struct TrainableParams {
+  float* params = nullptr;
+  float* grads = nullptr;
+  size_t n = 0;
+  float* compute = nullptr;
+  size_t compute_offset = 0;
+};
+
 class LlamaModel {
  public:
   LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
-             bool activation_checkpointing);
+             bool activation_checkpointing, const AdapterSetup* adapter = nullptr);
 
   const LlamaConfig& config() const { return cfg_; }
+  Backend& backend() const { return be_; }
   const ParamTable& table() const { return table_; }
   Precision precision() const { return precision_; }
   size_t num_params() const { return table_.total; }
 
-  // fp32 master weights and their gradients.
+  // LoRA: the adapter layout and its flat fp32 buffer (null / empty without adapters).
+  bool has_adapters() const { return frozen_ != nullptr; }
+  const LoraTable& lora_table() const { return lora_; }
+  float* lora_params() { return lora_params_.get(); }
+  const FrozenBase* frozen_base() const { return frozen_.get(); }
+  // What the optimizer, clipping and checkpoints work on.
+  TrainableParams trainable();
+  // The LoRA dropout mask of the next forward_backward derives from this seed.
+  void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
+
+  // fp32 master weights and their gradients (full fine-tuning; null with adapters).
   float* params() { return params_.get(); }
   float* grads() { return grads_.get(); }
   // bf16 training keeps a bf16-rounded copy of the parameters that matrix products read:
@@ -89,16 +122,28 @@ class LlamaModel {
 
  private:
   void load_impl(const SafetensorsModel& weights, bool allow_vocab_growth);
+  void store_frozen(const ParamEntry& e, const float* values);
   struct LayerActs {
     // Saved for the backward. The normalized inputs and the SwiGLU output are not kept:
     // they are recomputed from x_in, x_mid and gate_up (two cheap elementwise passes)
     // to save 3·C + I floats per token per layer.
     DeviceBuffer<float> x_in, rstd1, qkv, att, lse, x_mid, rstd2, gu;
+    DeviceBuffer<float> lora_u;  // x·Aᵀ [M, r] of each adapter of the layer
   };
+  // Adds the adapters of layer l on the projections that make up `which` to y (the fused
+  // product's output, row stride = its width). acts: where to keep x·Aᵀ for backward
+  // (null at inference); train: apply dropout.
+  void lora_forward(int64_t l, Linear which, const float* x, float* y, int64_t M,
+                    LayerActs* acts, bool train);
+  // Adapter gradients for `which` from dy (the fused output's gradient, stride ld_dy) and
+  // their input x; adds the input gradient into dx.
+  void lora_backward(int64_t l, Linear which, const float* x, const float* dy, int64_t ld_dy,
+                     float* dx, int64_t M, LayerActs& acts);
+  uint64_t dropout_seed(int64_t l, size_t entry) const;
   void ensure_buffers(int64_t B, int64_t T);
   void ensure_rope(int64_t T);
   void upload_batch(const Batch& b);
-  void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out);
+  void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train);
   void layer_backward(int64_t l, LayerActs& a, const float* x_in, float* dx);
   double head_loss_and_grad(const Batch& b, float loss_scale, float* dxf);
   void matmul_xwT(float* y, const float* x, const float* w, int64_t M, int64_t N, int64_t K,
@@ -112,6 +157,11 @@ class LlamaModel {
   ParamTable table_;
   DeviceBuffer<float> params_, grads_, compute_;
   size_t compute_offset_ = 0;
+  std::unique_ptr<FrozenBase> frozen_;
+  LoraTable lora_;
+  DeviceBuffer<float> lora_params_, lora_grads_, lora_compute_;
+  DeviceBuffer<float> lora_x_, lora_du_, lora_u_, norm_dw_;  // scratch
+  uint64_t dropout_seed_ = 0;
 
   // Activations: one set per layer, or one shared set plus the layer inputs when
   // activation checkpointing recomputes each layer in backward.

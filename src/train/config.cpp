@@ -32,8 +32,11 @@ constexpr std::array<std::string_view, 2> kPrecisions = {"fp32", "bf16"};
 constexpr std::array<std::string_view, 2> kPaddings = {"longest", "max_length"};
 constexpr std::array<std::string_view, 4> kSchedules = {"constant", "linear", "cosine", "step"};
 constexpr std::array<std::string_view, 3> kSaveDtypes = {"", "bf16", "fp32"};
+constexpr std::array<std::string_view, 3> kPeftMethods = {"none", "lora", "qlora"};
+constexpr std::array<std::string_view, 4> kBaseDtypes = {"", "fp32", "bf16", "nf4"};
 
-using Field = std::variant<std::string*, int64_t*, uint64_t*, double*, bool*, std::vector<double>*>;
+using Field = std::variant<std::string*, int64_t*, uint64_t*, double*, bool*, std::vector<double>*,
+                           std::vector<std::string>*>;
 
 // Returns "" when the value is acceptable, else what was expected ("must be > 0").
 using Check = std::string (*)(Field);
@@ -61,6 +64,11 @@ std::string check_betas(Field f) {
   bool ok =
       b.size() == 2 && std::all_of(b.begin(), b.end(), [](double x) { return x >= 0 && x < 1; });
   return ok ? "" : "must be two numbers [beta1, beta2], each in [0, 1)";
+}
+
+std::string check_dropout(Field f) {
+  const double v = *std::get<double*>(f);
+  return v >= 0 && v < 1 ? "" : "must be in [0, 1)";
 }
 
 std::string check_split(Field f) {
@@ -122,10 +130,33 @@ const KeyDef kKeys[] = {
     LATHE_KEY(train, activation_checkpointing, .doc = "recompute activations to save memory"),
     LATHE_KEY(train, resume, .doc = "continue from the latest checkpoint in output.dir"),
     LATHE_KEY(train, log_every, .doc = "log every N steps", .check = at_least<int64_t{1}>),
+    LATHE_KEY(train, eval_every, .doc = "evaluate every N steps; 0 = at checkpoints and the end",
+              .check = at_least<int64_t{0}>),
+    LATHE_KEY(peft, method, .doc = "parameter-efficient fine-tuning: LoRA, or LoRA on a 4-bit NF4 base",
+              .choices = kPeftMethods),
+    LATHE_KEY(peft, r, .doc = "LoRA rank", .check = at_least<int64_t{1}>),
+    LATHE_KEY(peft, alpha, .doc = "LoRA alpha; the update is scaled by alpha/r", .check = greater_than<0.0>),
+    LATHE_KEY(peft, dropout, .doc = "dropout on the LoRA input", .check = check_dropout),
+    LATHE_KEY(peft, target_modules,
+              .doc = "q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, or all-linear"),
+    LATHE_KEY(peft, base_dtype,
+              .doc = "frozen base storage; \"\" = bf16 for lora (fp32 in fp32 runs), nf4 for qlora",
+              .choices = kBaseDtypes),
+    LATHE_KEY(peft, double_quant, .doc = "qlora: store the NF4 block scales in 8 bits too"),
+    LATHE_KEY(peft, adapter, .doc = "PEFT adapter folder to start from (continue training it)"),
+    LATHE_KEY(eval, metrics,
+              .doc = "loss ppl rouge bleu exact_match gsm8k pubmedqa (generation metrics decode greedily)"),
+    LATHE_KEY(eval, max_samples, .doc = "rows used for generation metrics; 0 = all",
+              .check = at_least<int64_t{0}>),
+    LATHE_KEY(eval, max_new_tokens, .doc = "generation metrics: tokens generated per row",
+              .check = at_least<int64_t{1}>),
     LATHE_KEY(output, dir, .doc = "run folder: checkpoints, logs, final model"),
     LATHE_KEY(output, save_every, .doc = "checkpoint every N steps; 0 = only the final model",
               .check = at_least<int64_t{0}>),
     LATHE_KEY(output, keep_last, .doc = "checkpoints kept on disk", .check = at_least<int64_t{1}>),
+    LATHE_KEY(output, keep_best,
+              .doc = "keep the checkpoint with the best value of this eval metric (e.g. eval_loss, "
+                     "exact_match); \"\" = off"),
     LATHE_KEY(output, save_dtype, .doc = "saved weights dtype; \"\" = training precision",
               .choices = kSaveDtypes),
 };
@@ -297,6 +328,22 @@ void assign(const KeyDef& key, Config& cfg, const YAML::Node& v, const std::stri
                    }
                    *dst = std::move(out);
                  },
+                 [&](std::vector<std::string>* dst) {
+                   // A single value stands for a one-element list: target_modules=all-linear.
+                   if (v.IsScalar()) {
+                     *dst = {v.Scalar()};
+                     return;
+                   }
+                   constexpr std::string_view expected = "a list of names such as [q_proj, v_proj]";
+                   if (!v.IsSequence()) type_error(where, key, expected, describe(v));
+                   std::vector<std::string> out;
+                   for (size_t i = 0; i < v.size(); ++i) {
+                     if (!v[i].IsScalar())
+                       type_error(where, key, expected, str_cat(describe(v[i]), " at index ", i));
+                     out.push_back(v[i].Scalar());
+                   }
+                   *dst = std::move(out);
+                 },
              },
              key.field(cfg));
 }
@@ -312,6 +359,11 @@ std::string format_value(Field f) {
                           std::string out = "[";
                           for (size_t i = 0; i < v->size(); ++i)
                             out += (i ? ", " : "") + format_double((*v)[i]);
+                          return out + "]";
+                        },
+                        [](std::vector<std::string>* v) {
+                          std::string out = "[";
+                          for (size_t i = 0; i < v->size(); ++i) out += (i ? ", " : "") + (*v)[i];
                           return out + "]";
                         },
                     },
@@ -432,6 +484,10 @@ std::string config_to_yaml(const Config& cfg) {
     if (auto* list = std::get_if<std::vector<double>*>(&f)) {
       out << YAML::Flow << YAML::BeginSeq;
       for (double x : **list) out << format_double(x);
+      out << YAML::EndSeq;
+    } else if (auto* names = std::get_if<std::vector<std::string>*>(&f)) {
+      out << YAML::Flow << YAML::BeginSeq;
+      for (const std::string& x : **names) out << x;
       out << YAML::EndSeq;
     } else {
       // Strings go through the emitter's quoting; numbers and bools are plain already.

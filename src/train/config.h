@@ -50,6 +50,25 @@ struct TrainSection {
   bool activation_checkpointing = false;
   bool resume = false;
   int64_t log_every = 1;
+  int64_t eval_every = 0;  // 0: at checkpoints and the end
+};
+
+// LoRA / QLoRA (PEFT's names and llama-recipes' defaults).
+struct PeftSection {
+  std::string method = "none";  // none | lora | qlora
+  int64_t r = 8;
+  double alpha = 32;
+  double dropout = 0.05;
+  std::vector<std::string> target_modules = {"q_proj", "v_proj"};
+  std::string base_dtype;  // "" = bf16 (lora; fp32 when train.precision=fp32), nf4 (qlora)
+  bool double_quant = false;
+  std::string adapter;  // start from this PEFT adapter folder
+};
+
+struct EvalSection {
+  std::vector<std::string> metrics = {"loss"};
+  int64_t max_samples = 200;
+  int64_t max_new_tokens = 256;
 };
 
 struct OutputSection {
@@ -57,12 +76,15 @@ struct OutputSection {
   int64_t save_every = 0;  // 0: only the final model
   int64_t keep_last = 2;   // checkpoints kept on disk
   std::string save_dtype;  // "" = the training precision; bf16 | fp32
+  std::string keep_best;   // eval metric whose best checkpoint is kept ("" = off)
 };
 
 struct Config {
   ModelSection model;
   DataSection data;
   TrainSection train;
+  PeftSection peft;
+  EvalSection eval;
   OutputSection output;
 };
 

@@ -1,4 +1,5 @@
-// AdamW over the model's flat parameter buffer, with global-norm gradient clipping.
+// AdamW over the model's flat trainable buffer (all parameters, or the LoRA adapters),
+// with global-norm gradient clipping.
 #pragma once
 #include <cstddef>
 

@@ -9,11 +9,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "data/batcher.h"
 #include "io/hf_export.h"
+#include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
@@ -25,6 +27,12 @@ namespace lathe {
 namespace {
 
 std::atomic<bool> g_stop{false};
+
+std::string join_names(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
@@ -63,6 +71,31 @@ std::vector<std::string> read_special_tokens(const std::string& path) {
   return tokens;
 }
 
+// peft.* as the model's adapter setup; with peft.adapter the adapter's own config rules.
+std::optional<AdapterSetup> adapter_setup(const Config& cfg) {
+  if (cfg.peft.method == "none") return std::nullopt;
+  AdapterSetup a;
+  if (!cfg.peft.adapter.empty()) {
+    a.lora = read_peft_config(cfg.peft.adapter);
+    std::fprintf(stderr, "peft.adapter %s: r=%lld alpha=%g targets=%zu (its config replaces peft.r, "
+                 "peft.alpha, peft.target_modules)\n", cfg.peft.adapter.c_str(),
+                 static_cast<long long>(a.lora.r), a.lora.alpha, a.lora.targets.size());
+    a.lora.dropout = cfg.peft.dropout;
+  } else {
+    a.lora.r = cfg.peft.r;
+    a.lora.alpha = cfg.peft.alpha;
+    a.lora.dropout = cfg.peft.dropout;
+    a.lora.targets = parse_lora_targets(cfg.peft.target_modules);
+  }
+  std::string dtype = cfg.peft.base_dtype;
+  if (dtype.empty()) dtype = cfg.peft.method == "qlora" ? "nf4" : cfg.train.precision;
+  LATHE_CHECK(cfg.peft.method != "qlora" || dtype == "nf4", "peft.method=qlora stores the base as "
+              "nf4, but peft.base_dtype=", dtype, ": use peft.method=lora for a ", dtype, " base");
+  a.base_dtype = base_dtype_from_name(dtype);
+  a.double_quant = cfg.peft.double_quant;
+  return a;
+}
+
 }  // namespace
 
 void Trainer::request_stop() { g_stop = true; }
@@ -85,13 +118,36 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
                  ids.size(), tokenizer_->vocab_size(), static_cast<long long>(mc.vocab_size));
   }
   model_config_json_ = llama_config_to_json_text(mc, mc.torch_dtype);
+  const std::optional<AdapterSetup> adapter = adapter_setup(cfg_);
+  LATHE_CHECK(!(adapter && tokenizer_), "model.special_tokens with peft.method=", cfg_.peft.method,
+              ": the new embedding rows would stay frozen and untrained; add special tokens in "
+              "a full fine-tune (peft.method=none)");
   model_ = std::make_unique<LlamaModel>(mc, *be_, precision_from_name(cfg_.train.precision),
-                                        cfg_.train.activation_checkpointing);
+                                        cfg_.train.activation_checkpointing,
+                                        adapter ? &*adapter : nullptr);
   SafetensorsModel weights(cfg_.model.path);
   if (tokenizer_)
     model_->load_growing_vocab(weights);
   else
     model_->load(weights);
+  if (adapter) {
+    if (!cfg_.peft.adapter.empty())
+      load_peft_weights(cfg_.peft.adapter, model_->lora_table(), model_->lora_params());
+    else
+      init_lora_weights(model_->lora_table(), model_->lora_params(), cfg_.train.seed);
+    model_->refresh_compute_weights();
+    const FrozenBaseBytes fb = model_->frozen_base()->bytes();
+    std::fprintf(stderr,
+                 "%s: r=%lld alpha=%g on %s; %zu trainable parameters (%.3f%% of %zu); frozen "
+                 "base %s: linear layers %.1f MiB (%.3f bytes/parameter), embedding, head and "
+                 "norms %.1f MiB\n",
+                 cfg_.peft.method.c_str(), static_cast<long long>(adapter->lora.r),
+                 adapter->lora.alpha, join_names(lora_target_names(adapter->lora.targets)).c_str(),
+                 model_->trainable().n, 100.0 * double(model_->trainable().n) / double(model_->num_params()),
+                 model_->num_params(), base_dtype_name(adapter->base_dtype), double(fb.linear) / 1048576.0,
+                 double(fb.linear) / double(std::max<size_t>(1, fb.linear_params)),
+                 double(fb.other) / 1048576.0);
+  }
 
   auto report = [](const char* what, const LoadedRows& d) {
     std::fprintf(stderr,
@@ -138,7 +194,7 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   schedule_ = {cfg_.train.schedule, cfg_.train.warmup_steps, total_steps_, steps_per_epoch,
                cfg_.train.gamma};
 
-  const size_t n = model_->num_params();
+  const size_t n = model_->trainable().n;
   OptimizerSettings os;
   os.beta1 = cfg_.train.betas[0];
   os.beta2 = cfg_.train.betas[1];
@@ -149,7 +205,7 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   if (cfg_.train.resume) {
     if (auto latest = checkpoint_latest(cfg_.output.dir)) {
       CheckpointState s =
-          checkpoint_load(*latest, model_->params(), optimizer_->m(), optimizer_->v(), n);
+          checkpoint_load(*latest, model_->trainable().params, optimizer_->m(), optimizer_->v(), n);
       LATHE_CHECK(s.seed == cfg_.train.seed, *latest, ": written with train.seed=", s.seed,
                   " but this run has train.seed=", cfg_.train.seed,
                   ": resume with the same seed or start a new output.dir");
@@ -181,7 +237,11 @@ StepMetrics Trainer::step() {
   model_->zero_grads();
   double loss_sum = 0;
   const float scale = targets > 0 ? 1.0f / float(targets) : 0.0f;
-  for (const Batch& b : micro) loss_sum += model_->forward_backward(b, scale);
+  for (size_t j = 0; j < micro.size(); ++j) {
+    // LoRA dropout masks follow from (seed, step, micro-batch), so a resumed run draws the same.
+    model_->set_dropout_seed(cfg_.train.seed * 0x100000001b3ull + uint64_t(step_ * A) + j);
+    loss_sum += model_->forward_backward(micro[j], scale);
+  }
 
   const double lr = cfg_.train.lr * lr_multiplier(schedule_, step_);
   const double grad_norm = optimizer_->step(*model_, lr, step_ + 1);
@@ -268,10 +328,10 @@ void Trainer::save_checkpoint() {
   s.step = step_;
   s.sampler = sampler_->state();
   s.seed = cfg_.train.seed;
-  s.num_params = model_->num_params();
+  const TrainableParams t = model_->trainable();
+  s.num_params = t.n;
   s.model_config_json = nlohmann::json::parse(model_config_json_).dump();
-  checkpoint_save(cfg_.output.dir, s,
-                  {model_->params(), optimizer_->m(), optimizer_->v(), model_->num_params()},
+  checkpoint_save(cfg_.output.dir, s, {t.params, optimizer_->m(), optimizer_->v(), t.n},
                   cfg_.output.keep_last);
 }
 
@@ -328,8 +388,16 @@ void Trainer::run() {
   if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every != 0) save_checkpoint();
   const std::string& sd = cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
   const std::string final_dir = (fs::path(cfg_.output.dir) / "final").string();
-  export_hf_model(*model_, final_dir, sd == "bf16" ? DType::BF16 : DType::F32, cfg_.model.path,
-                  tokenizer_.get());
+  const DType dtype = sd == "bf16" ? DType::BF16 : DType::F32;
+  if (model_->has_adapters()) {
+    save_peft_adapter(final_dir, model_->lora_table(), model_->lora_params(), dtype,
+                      fs::absolute(cfg_.model.path).lexically_normal().string());
+    std::fprintf(stderr, "saved %s (PEFT LoRA adapter, %s); merge it with: lathe merge --base %s "
+                 "--adapter %s -o merged\n", final_dir.c_str(), sd.c_str(), cfg_.model.path.c_str(),
+                 final_dir.c_str());
+    return;
+  }
+  export_hf_model(*model_, final_dir, dtype, cfg_.model.path, tokenizer_.get());
   std::fprintf(stderr, "saved %s (%s)\n", final_dir.c_str(), sd.c_str());
 }
 

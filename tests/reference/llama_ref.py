@@ -285,9 +285,12 @@ def lr_lambda(k, s):
 
 
 def train(model, rows, s):
-    opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], betas=(s["beta1"], s["beta2"]),
+    return train_params(model, list(model.parameters()), rows, s)
+
+
+def train_params(model, params, rows, s):
+    opt = torch.optim.AdamW(params, lr=s["lr"], betas=(s["beta1"], s["beta2"]),
                             eps=s["eps"], weight_decay=s["weight_decay"])
-    params = list(model.parameters())
     losses, lrs, norms = [], [], []
     bs, ga = s["batch_size"], s["grad_accum"]
     for k in range(s["max_steps"]):
@@ -313,6 +316,94 @@ def train(model, rows, s):
         lrs.append(lr)
         norms.append(norm)
     return losses, lrs, norms
+
+
+# ----------------------------------------------------------------------------- LoRA
+
+LORA = {"r": 4, "lora_alpha": 8.0, "targets": ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                "gate_proj", "up_proj", "down_proj"]}
+
+
+class LoraLinear(nn.Module):
+    """y = base(x) + (alpha / r) * (x A^T) B^T, PEFT's LoRA formula (no dropout here)."""
+
+    def __init__(self, base, r, alpha, gen):
+        super().__init__()
+        self.base = base
+        for p in base.parameters():
+            p.requires_grad_(False)
+        self.scaling = alpha / r
+        # Both factors random (PEFT starts B at zero, which would hide A's gradient).
+        self.lora_A = nn.Parameter(torch.randn(r, base.in_features, generator=gen) / math.sqrt(base.in_features))
+        self.lora_B = nn.Parameter(0.05 * torch.randn(base.out_features, r, generator=gen))
+
+    def forward(self, x):
+        return self.base(x) + self.scaling * F.linear(F.linear(x, self.lora_A), self.lora_B)
+
+
+def add_lora(model, gen):
+    """Wraps the target projections; returns {PEFT tensor name: parameter}."""
+    named = {}
+    for i, layer in enumerate(model.model.layers):
+        for parent_name in ("self_attn", "mlp"):
+            parent = getattr(layer, parent_name)
+            for proj in LORA["targets"]:
+                if hasattr(parent, proj) and isinstance(getattr(parent, proj), nn.Linear):
+                    wrapped = LoraLinear(getattr(parent, proj), LORA["r"], LORA["lora_alpha"], gen)
+                    setattr(parent, proj, wrapped)
+                    prefix = f"base_model.model.model.layers.{i}.{parent_name}.{proj}"
+                    named[prefix + ".lora_A.weight"] = wrapped.lora_A
+                    named[prefix + ".lora_B.weight"] = wrapped.lora_B
+    for n, p in model.named_parameters():
+        if "lora_" not in n:
+            p.requires_grad_(False)
+    return named
+
+
+def write_adapter(folder, named):
+    """PEFT's on-disk layout, written independently of lathe."""
+    os.makedirs(folder, exist_ok=True)
+    save_safetensors(os.path.join(folder, "adapter_model.safetensors"),
+                     {n: p.detach() for n, p in named.items()})
+    with open(os.path.join(folder, "adapter_config.json"), "w") as f:
+        json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": LORA["r"],
+                   "lora_alpha": LORA["lora_alpha"], "lora_dropout": 0.0,
+                   "target_modules": LORA["targets"], "bias": "none",
+                   "fan_in_fan_out": False, "use_rslora": False, "use_dora": False}, f, indent=2)
+
+
+def run_lora_case(case_dir, cfg, seed):
+    """LoRA on every projection of the case's model: forward/backward of the adapters on
+    the forward batch, and ten AdamW steps training only the adapters."""
+    lora_dir = os.path.join(case_dir, "lora")
+    os.makedirs(lora_dir, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    model = Llama(cfg)
+    weights = load_safetensors(os.path.join(case_dir, "model", "model.safetensors"))
+    model.load_state_dict(weights, strict=True)
+    named = add_lora(model, gen)
+    write_adapter(os.path.join(lora_dir, "adapter"), named)
+
+    fwd = load_safetensors(os.path.join(case_dir, "forward.safetensors"))
+    ids, targets = fwd["input_ids"].long(), fwd["targets"].long()
+    logits = model(ids)
+    loss = token_ce(logits, targets, "mean")
+    loss.backward()
+    out = {"logits": logits, "loss": loss.reshape(1)}
+    for n, p in named.items():
+        out["grad." + n] = p.grad
+    save_safetensors(os.path.join(lora_dir, "forward.safetensors"), out)
+    model.zero_grad(set_to_none=True)
+
+    rows = [json.loads(line) for line in open(os.path.join(case_dir, "train", "data.jsonl"))]
+    params = list(named.values())
+    losses, lrs, norms = train_params(model, params, rows, TRAIN)
+    with open(os.path.join(lora_dir, "expected.json"), "w") as f:
+        json.dump({"train": TRAIN, "losses": losses, "lrs": lrs, "grad_norms": norms,
+                   "lora": LORA}, f, indent=2)
+    save_safetensors(os.path.join(lora_dir, "final.safetensors"),
+                     {n: p.detach() for n, p in named.items()})
+    print(f"  lora: forward loss {loss.item():.6f}; train loss {losses[0]:.6f} -> {losses[-1]:.6f}")
 
 
 def run_case(out, name, cfg, seed):
@@ -343,6 +434,7 @@ def run_case(out, name, cfg, seed):
     print(f"{name}: forward loss {fwd_loss:.6f}; train loss {losses[0]:.6f} -> "
           f"{losses[-1]:.6f}; grad_norm {min(norms):.3f}..{max(norms):.3f} "
           f"(clipped {clipped}/{len(norms)} at {TRAIN['grad_clip']})")
+    run_lora_case(case_dir, cfg, seed + 100)
 
 
 def main():

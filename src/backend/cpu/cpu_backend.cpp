@@ -10,8 +10,10 @@
 #include "core/error.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_decode.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/quant.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
@@ -78,6 +80,10 @@ class CpuBackend final : public Backend {
                           const float* qkv, const AttentionArgs& a) override {
     cpu::attention_backward(dqkv, dout, out, lse, qkv, a);
   }
+  void attention_decode(float* out, const float* qkv, float* k_cache, float* v_cache,
+                        const AttentionDecodeArgs& a) override {
+    cpu::attention_decode(out, qkv, k_cache, v_cache, a);
+  }
   void swiglu_forward(float* h, const float* gate_up, int64_t M, int64_t I) override {
     cpu::swiglu_forward(h, gate_up, M, I);
   }
@@ -91,6 +97,21 @@ class CpuBackend final : public Backend {
   }
   void round_to_bf16(float* x, size_t n) override { cpu::round_to_bf16(x, n); }
   double sum_squares(const float* x, size_t n) override { return cpu::sum_squares(x, n); }
+  void dequantize_bf16(float* out, const uint16_t* in, size_t n) override {
+    cpu::dequantize_bf16(out, in, n);
+  }
+  void dequantize_nf4(float* out, const uint8_t* codes, const float* absmax, size_t n,
+                      int64_t block) override {
+    cpu::dequantize_nf4(out, codes, absmax, n, block);
+  }
+  void dequantize_log8(float* out, const uint8_t* q, const float* lo_step, size_t n,
+                       int64_t group) override {
+    cpu::dequantize_log8(out, q, lo_step, n, group);
+  }
+  void dropout(float* out, const float* in, size_t n, float p, uint64_t seed,
+               bool accumulate) override {
+    cpu::dropout(out, in, n, p, seed, accumulate);
+  }
   void adamw_step(float* param, const float* grad, float* m, float* v, float* compute,
                   bool compute_bf16, size_t n, const AdamWArgs& a) override {
     cpu::adamw_step(param, grad, m, v, compute, compute_bf16, n, a);

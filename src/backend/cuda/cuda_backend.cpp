@@ -113,6 +113,9 @@ class CudaBackend final : public Backend {
                           const AttentionArgs&) override {
     not_yet("attention_backward");
   }
+  void attention_decode(float*, const float*, float*, float*, const AttentionDecodeArgs&) override {
+    not_yet("attention_decode");
+  }
   void swiglu_forward(float*, const float*, int64_t, int64_t) override { not_yet("swiglu_forward"); }
   void swiglu_backward(float*, const float*, const float*, int64_t, int64_t) override {
     not_yet("swiglu_backward");
@@ -122,6 +125,14 @@ class CudaBackend final : public Backend {
   }
   void round_to_bf16(float*, size_t) override { not_yet("round_to_bf16"); }
   double sum_squares(const float*, size_t) override { not_yet("sum_squares"); }
+  void dequantize_bf16(float*, const uint16_t*, size_t) override { not_yet("dequantize_bf16"); }
+  void dequantize_nf4(float*, const uint8_t*, const float*, size_t, int64_t) override {
+    not_yet("dequantize_nf4");
+  }
+  void dequantize_log8(float*, const uint8_t*, const float*, size_t, int64_t) override {
+    not_yet("dequantize_log8");
+  }
+  void dropout(float*, const float*, size_t, float, uint64_t, bool) override { not_yet("dropout"); }
   void adamw_step(float*, const float*, float*, float*, float*, bool, size_t,
                   const AdamWArgs&) override {
     not_yet("adamw_step");

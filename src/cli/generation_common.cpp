@@ -1,0 +1,66 @@
+#include "cli/generation_common.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace lathe::cli {
+
+void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
+  GenerationOptions& o = f.options;
+  cmd->add_option("--model", f.model, "HF model folder (config.json, *.safetensors, tokenizer)")
+      ->required();
+  cmd->add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate at most")
+      ->capture_default_str();
+  cmd->add_option("--temperature", o.temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o.top_k, "keep the k most likely tokens (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--top-p", o.top_p, "nucleus sampling (1 = off)")->capture_default_str();
+  cmd->add_option("--repetition-penalty", o.repetition_penalty, "HF repetition penalty (1 = off)")
+      ->capture_default_str();
+  cmd->add_option("--stop", o.stop_strings, "stop when the output contains this text (repeatable)");
+  cmd->add_option("--seed", o.seed, "sampling seed")->capture_default_str();
+  cmd->add_flag("--ignore-eos", o.ignore_eos, "do not stop at EOS (for benchmarks)");
+  cmd->add_option("--threads", f.threads, "0 = all cores")->capture_default_str();
+  cmd->add_option("--precision", f.precision, "fp32 or bf16")->capture_default_str();
+  cmd->add_flag("--profile", f.profile, "print the time spent in each op at exit");
+}
+
+LoadedModel load_for_generation(const GenerationFlags& f) {
+  namespace fs = std::filesystem;
+  LATHE_CHECK(fs::is_directory(f.model), "--model ", f.model,
+              ": not a folder; give an HF model folder with config.json and *.safetensors");
+  LoadedModel m;
+  m.backend = make_cpu_backend(f.threads);
+  if (f.profile) m.backend = make_profiling_backend(std::move(m.backend));
+  const LlamaConfig cfg = llama_config_from_json_file((fs::path(f.model) / "config.json").string());
+  m.model = std::make_unique<LlamaModel>(cfg, *m.backend, precision_from_name(f.precision), false);
+  m.model->load(SafetensorsModel(f.model));
+  m.tokenizer = Tokenizer::load(f.model);
+  m.generator = std::make_unique<Generator>(*m.model, *m.backend, m.tokenizer.get());
+  // The folder's EOS list (Llama 3 instruct: <|end_of_text|> and <|eot_id|>) and the
+  // tokenizer's own EOS all end a sequence.
+  std::vector<int32_t> eos = read_eos_token_ids(f.model);
+  for (int32_t id : m.generator->eos_tokens())
+    if (std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);
+  m.generator->set_eos_tokens(eos);
+  return m;
+}
+
+void print_generation_timing(const Generator& g, const Backend& be) {
+  std::fflush(stdout);  // the completions first, when both go to one terminal or file
+  const GenerationStats& s = g.stats();
+  auto rate = [](int64_t n, double t) { return t > 0 ? double(n) / t : 0.0; };
+  std::fprintf(stderr,
+               "prefill: %lld tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s "
+               "(%.1f tok/s); %lld prompts, batch %lld, %d threads\n",
+               static_cast<long long>(s.prefill_tokens), s.prefill_s,
+               rate(s.prefill_tokens, s.prefill_s), static_cast<long long>(s.decode_tokens),
+               s.decode_s, rate(s.decode_tokens, s.decode_s), static_cast<long long>(s.prompts),
+               static_cast<long long>(s.batch_slots), be.threads());
+}
+
+}  // namespace lathe::cli

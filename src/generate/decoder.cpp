@@ -1,0 +1,127 @@
+#include "generate/decoder.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace lathe {
+namespace {
+// Rows per forward: a long prompt is cut into chunks so activations (gate|up alone is
+// rows × 2I floats: 117 MB per 512 rows for an 8B model) stay bounded. Chunking changes
+// nothing numerically: later chunks read the earlier ones' keys from the cache.
+constexpr int64_t kMaxRows = 512;
+}  // namespace
+
+Decoder::Decoder(LlamaModel& model, Backend& be, int64_t slots, int64_t capacity)
+    : model_(model), be_(be), cfg_(model.config()), cache_(be, cfg_, slots, capacity) {
+  const std::vector<float> t = rope_table(cfg_, capacity);
+  rope_ = DeviceBuffer<float>(be_, t.size());
+  be_.copy(rope_.get(), t.data(), t.size() * sizeof(float));
+}
+
+void Decoder::maybe_round(float* x, size_t n) {
+  // As in LlamaModel: bf16 models round every product input, products accumulate in fp32.
+  if (model_.precision() == Precision::BF16) be_.round_to_bf16(x, n);
+}
+
+void Decoder::ensure(int64_t rows, int64_t logit_rows) {
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t S = cfg_.q_dim() + 2 * cfg_.kv_dim();
+  if (rows > rows_) {
+    const size_t M = size_t(rows);
+    x_.ensure(be_, M * C);
+    xn_.ensure(be_, M * C);
+    rstd_.ensure(be_, M);
+    qkv_.ensure(be_, M * S);
+    att_.ensure(be_, M * cfg_.q_dim());
+    gu_.ensure(be_, M * 2 * I);
+    h_.ensure(be_, M * I);
+    ids_.ensure(be_, M);
+    slot_.ensure(be_, M);
+    pos_.ensure(be_, M);
+    rows_ = rows;
+  }
+  if (logit_rows > logit_rows_) {
+    xl_.ensure(be_, size_t(logit_rows * C));
+    logits_.ensure(be_, size_t(logit_rows * cfg_.vocab_size));
+    logit_rows_ = logit_rows;
+  }
+}
+
+// One block on x_ in place, the op order of LlamaModel::layer_forward: rmsnorm → qkv →
+// rope → attention (through the cache) → o_proj + residual → rmsnorm → gate|up → SwiGLU →
+// down + residual.
+void Decoder::layer(int64_t l, int64_t M) {
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads, D = cfg_.head_dim;
+  const int64_t S = (H + 2 * KV) * D;
+  const float eps = float(cfg_.rms_norm_eps);
+  const LayerWeights w = model_.layer_weights(l);
+
+  be_.rmsnorm_forward(xn_.get(), rstd_.get(), x_.get(), w.ln1, M, C, eps);
+  maybe_round(xn_.get(), size_t(M * C));
+  model_.linear_forward(l, Linear::QKV, qkv_.get(), xn_.get(), M, 0.0f);
+  be_.rope_forward(qkv_.get(), pos_.get(), rope_.get(), M, H + KV, D, S, false);
+  AttentionDecodeArgs a;
+  a.M = M, a.H = H, a.KV = KV, a.D = D;
+  a.capacity = cache_.capacity();
+  a.slot = slot_.get(), a.pos = pos_.get();
+  be_.attention_decode(att_.get(), qkv_.get(), cache_.k(l), cache_.v(l), a);
+  maybe_round(att_.get(), size_t(M * H * D));
+  model_.linear_forward(l, Linear::O, x_.get(), att_.get(), M, 1.0f);
+
+  be_.rmsnorm_forward(xn_.get(), rstd_.get(), x_.get(), w.ln2, M, C, eps);
+  maybe_round(xn_.get(), size_t(M * C));
+  model_.linear_forward(l, Linear::GateUp, gu_.get(), xn_.get(), M, 0.0f);
+  be_.swiglu_forward(h_.get(), gu_.get(), M, I);
+  maybe_round(h_.get(), size_t(M * I));
+  model_.linear_forward(l, Linear::Down, x_.get(), h_.get(), M, 1.0f);
+}
+
+void Decoder::forward(const int32_t* ids, const int32_t* slot, const int32_t* pos, int64_t M,
+                      const std::vector<int64_t>& logit_rows, float* logits) {
+  const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, L = cfg_.num_hidden_layers;
+  for (int64_t m = 0; m < M; ++m) {
+    LATHE_CHECK(ids[m] >= 0 && ids[m] < V, "token id ", ids[m],
+                " is outside the model's vocabulary (size ", V, ")");
+    LATHE_ASSERT(slot[m] >= 0 && slot[m] < cache_.slots());
+    LATHE_ASSERT(pos[m] >= 0 && pos[m] < cache_.capacity());
+  }
+  const HeadWeights head = model_.head_weights();
+  for (int64_t r0 = 0; r0 < M; r0 += kMaxRows) {
+    const int64_t n = std::min(kMaxRows, M - r0);
+    // This chunk's rows that need logits, and where they go in the output.
+    std::vector<std::pair<int64_t, int64_t>> wanted;  // (row in chunk, output index)
+    for (size_t r = 0; r < logit_rows.size(); ++r)
+      if (logit_rows[r] >= r0 && logit_rows[r] < r0 + n)
+        wanted.emplace_back(logit_rows[r] - r0, int64_t(r));
+    ensure(n, int64_t(wanted.size()));
+    be_.copy(ids_.get(), ids + r0, size_t(n) * sizeof(int32_t));
+    be_.copy(slot_.get(), slot + r0, size_t(n) * sizeof(int32_t));
+    be_.copy(pos_.get(), pos + r0, size_t(n) * sizeof(int32_t));
+    be_.embedding_forward(x_.get(), ids_.get(), head.embed, n, C);
+    for (int64_t l = 0; l < L; ++l) layer(l, n);
+    if (wanted.empty()) continue;
+
+    // Final norm and lm_head for the wanted rows only: a prompt needs one row of logits,
+    // not prompt-length × vocabulary.
+    const int64_t R = int64_t(wanted.size());
+    for (int64_t r = 0; r < R; ++r)
+      be_.copy(xl_.get() + r * C, x_.get() + wanted[size_t(r)].first * C,
+               size_t(C) * sizeof(float));
+    be_.rmsnorm_forward(xn_.get(), rstd_.get(), xl_.get(), head.final_norm, R, C,
+                        float(cfg_.rms_norm_eps));
+    maybe_round(xn_.get(), size_t(R * C));
+    MatmulArgs mm;  // logits[R, V] = xl · lm_headᵀ
+    mm.M = R, mm.N = V, mm.K = C;
+    mm.A = xn_.get(), mm.lda = C;
+    mm.B = head.lm_head, mm.ldb = C, mm.trans_b = true;
+    mm.C = logits_.get(), mm.ldc = V;
+    be_.matmul(mm);
+    for (int64_t r = 0; r < R; ++r)
+      be_.copy(logits + wanted[size_t(r)].second * V, logits_.get() + r * V,
+               size_t(V) * sizeof(float));
+  }
+}
+
+}  // namespace lathe

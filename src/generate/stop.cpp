@@ -1,0 +1,82 @@
+#include "generate/stop.h"
+
+#include <algorithm>
+
+#include "tokenizer/tokenizer.h"
+
+namespace lathe {
+namespace {
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+// Prompt tokens decoded before the output: enough to cover a split UTF-8 character.
+constexpr size_t kContext = 8;
+
+std::string decode_known(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+  std::vector<int32_t> known;
+  known.reserve(ids.size());
+  for (int32_t id : ids)
+    if (id >= 0 && id < tok.vocab_size()) known.push_back(id);
+  return tok.decode(known, /*skip_special=*/true);
+}
+}  // namespace
+
+std::string completion_text(const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
+                            const std::vector<int32_t>& output) {
+  const size_t n = std::min(prompt.size(), kContext);
+  std::vector<int32_t> ids(prompt.end() - std::ptrdiff_t(n), prompt.end());
+  const std::string context = decode_known(tokenizer, ids);
+  ids.insert(ids.end(), output.begin(), output.end());
+  std::string text = decode_known(tokenizer, ids);
+  if (text.compare(0, context.size(), context) == 0) return text.substr(context.size());
+  return decode_known(tokenizer, output);  // the context's end changed: a split character
+}
+
+size_t find_stop_string(std::string_view text, const std::vector<std::string>& stops) {
+  size_t best = std::string_view::npos;
+  for (const std::string& s : stops) {
+    if (s.empty()) continue;
+    best = std::min(best, text.find(s));
+  }
+  return best;
+}
+
+TextStream::TextStream(const Tokenizer& tokenizer, std::vector<int32_t> prompt,
+                       std::vector<std::string> stops)
+    : tok_(tokenizer), stops_(std::move(stops)), prompt_(std::move(prompt)) {}
+
+std::string TextStream::push(int32_t token) {
+  tokens_.push_back(token);
+  std::string text = completion_text(tok_, prompt_, tokens_);
+  size_t safe = text.size();
+  const size_t stop = find_stop_string(text, stops_);
+  if (stop != std::string::npos) {
+    safe = stop;
+  } else {
+    // A trailing U+FFFD may be the first bytes of a character the next token completes.
+    while (safe >= kReplacement.size() &&
+           std::string_view(text).substr(safe - kReplacement.size(), kReplacement.size()) ==
+               kReplacement)
+      safe -= kReplacement.size();
+    // The longest end of the text that begins some stop string waits for the next token.
+    size_t hold = 0;
+    for (const std::string& s : stops_)
+      for (size_t n = std::min(s.size() - (s.empty() ? 0 : 1), safe); n > hold; --n)
+        if (std::string_view(text).substr(safe - n, n) == std::string_view(s).substr(0, n)) {
+          hold = n;
+          break;
+        }
+    safe -= hold;
+  }
+  if (safe <= printed_) return "";
+  std::string out = text.substr(printed_, safe - printed_);
+  printed_ = safe;
+  return out;
+}
+
+std::string TextStream::finish(const std::string& final_text) {
+  if (printed_ >= final_text.size()) return "";
+  std::string out = final_text.substr(printed_);
+  printed_ = final_text.size();
+  return out;
+}
+
+}  // namespace lathe
