@@ -1,6 +1,6 @@
 // Kernel lab: GFLOP/s of every matrix product one training step of a model issues, as
 // the CPU backend runs them (oneDNN), to see which shapes fall short of the peak.
-//   build/bench_matmul_shapes configs/bench/llama-56m.json [tokens=1024]
+//   build/bench_matmul_shapes configs/bench/llama-56m.json [tokens=1024] [lora_rank=16]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -40,7 +40,24 @@ int main(int argc, char** argv) {
   linear("gate_up", 2 * I, C);
   linear("down", C, I);
   linear("lm_head(256 rows)", c.vocab_size, C);
+  // LoRA (rank r) on a projection: u = x·Aᵀ, y += u·Bᵀ; dB += dyᵀ·u, du = dy·B,
+  // dA += duᵀ·x, dx += du·A. Skinny products: one dimension is r.
+  const int64_t r = argc > 3 ? std::stoll(argv[3]) : 16;
+  auto lora = [&](const char* name, int64_t out, int64_t in) {
+    shapes.push_back({name, M, r, in, false, true, 0.0f});
+    shapes.push_back({name, M, out, r, false, true, 1.0f});
+    shapes.push_back({name, out, r, M, true, false, 1.0f});
+    shapes.push_back({name, M, r, out, false, false, 0.0f});
+    shapes.push_back({name, r, in, M, true, false, 1.0f});
+    shapes.push_back({name, M, in, r, false, false, 1.0f});
+  };
+  const size_t dense_shapes = shapes.size();
+  lora("lora q", c.q_dim(), C);
+  lora("lora gate", I, C);
+  lora("lora down", C, I);
   const char* kinds[] = {"fwd  y=x·Wᵀ", "bwd dx=dy·W", "bwd dW+=dyᵀx"};
+  const char* lora_kinds[] = {"fwd u=x·Aᵀ", "fwd y+=u·Bᵀ", "bwd dB+=dyᵀu", "bwd du=dy·B",
+                              "bwd dA+=duᵀx", "bwd dx+=du·A"};
   double total_flops = 0, total_time = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
     Shape s = shapes[i];
@@ -65,7 +82,7 @@ int main(int argc, char** argv) {
     total_flops += flops;
     total_time += best;
     std::printf("%-18s %-14s M=%-6lld N=%-6lld K=%-6lld %7.1f GFLOP/s %8.3f ms\n", s.name,
-                kinds[i % 3], (long long)s.m, (long long)s.n, (long long)s.k, flops / best / 1e9,
+                i < dense_shapes ? kinds[i % 3] : lora_kinds[(i - dense_shapes) % 6], (long long)s.m, (long long)s.n, (long long)s.k, flops / best / 1e9,
                 best * 1e3);
   }
   std::printf("all shapes: %.1f GFLOP/s\n", total_flops / total_time / 1e9);

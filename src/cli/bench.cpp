@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ struct BenchOptions {
   bool peak = false;
   std::string save_model;
   bool profile = false;
+  std::string peft = "none";  // lora | qlora
+  int64_t lora_r = 16;
+  std::vector<std::string> lora_targets = {"all-linear"};
 };
 
 double peak_rss_mb() {
@@ -52,7 +56,16 @@ int run_bench(const BenchOptions& o) {
   }
   const auto t_start = g_process_start;
   const LlamaConfig cfg = llama_config_from_json_file(o.model_config);
-  LlamaModel model(cfg, *be, precision_from_name(o.precision), o.checkpointing);
+  std::optional<AdapterSetup> adapter;
+  if (o.peft != "none") {
+    adapter.emplace();
+    adapter->lora.r = o.lora_r;
+    adapter->lora.alpha = double(2 * o.lora_r);
+    adapter->lora.targets = parse_lora_targets(o.lora_targets);
+    adapter->base_dtype = o.peft == "qlora" ? BaseDtype::NF4 : base_dtype_from_name(o.precision);
+  }
+  LlamaModel model(cfg, *be, precision_from_name(o.precision), o.checkpointing,
+                   adapter ? &*adapter : nullptr);
   model.init_random(1);
   if (!o.save_model.empty()) {
     // A randomly initialised HF folder of this shape, for start-up and peer measurements.
@@ -63,7 +76,7 @@ int run_bench(const BenchOptions& o) {
   OptimizerSettings os;
   os.grad_clip = 1.0;
   os.weight_decay = 0.0;
-  AdamW opt(*be, model.num_params(), os);
+  AdamW opt(*be, model.trainable().n, os);
 
   Batch b;
   b.B = o.batch, b.T = o.seq;
@@ -92,7 +105,9 @@ int run_bench(const BenchOptions& o) {
   std::sort(times.begin(), times.end());
   const double step_time = times[times.size() / 2];
   const double tokens = double(b.B * b.T);
-  const double flops = train_flops_per_token(cfg, b.T) * tokens;
+  const double flops = (adapter ? lora_train_flops_per_token(cfg, b.T, model.trainable().n)
+                                 : train_flops_per_token(cfg, b.T)) *
+                       tokens;
   nlohmann::json j = {{"engine", "lathe"},
                       {"precision", o.precision},
                       {"threads", be->threads()},
@@ -106,7 +121,17 @@ int run_bench(const BenchOptions& o) {
                       {"matmul_peak_gflops", peak},
                       {"mfu", flops / step_time / (peak * 1e9)},
                       {"peak_rss_mb", peak_rss_mb()},
-                      {"startup_to_first_step_s", startup}};
+                      {"startup_to_first_step_s", startup},
+                      {"peft", o.peft},
+                      {"trainable_params", model.trainable().n}};
+  if (adapter) {
+    const FrozenBaseBytes fb = model.frozen_base()->bytes();
+    j["lora_r"] = o.lora_r;
+    j["frozen_base_dtype"] = base_dtype_name(adapter->base_dtype);
+    j["frozen_linear_bytes_per_param"] = double(fb.linear) / double(fb.linear_params);
+    j["frozen_linear_mb"] = double(fb.linear) / 1048576.0;
+    j["frozen_other_mb"] = double(fb.other) / 1048576.0;
+  }
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }
@@ -128,6 +153,11 @@ Action add_bench(CLI::App& app) {
                   "write the randomly initialised model to this HF folder and exit");
   cmd->add_flag("--profile", o->profile, "print the time spent in each op (all steps)");
   cmd->add_flag("--peak", o->peak, "only measure the matrix-product peak (GFLOP/s)");
+  cmd->add_option("--peft", o->peft, "none, lora (frozen base in the precision) or qlora (NF4 base)")
+      ->check(CLI::IsMember({"none", "lora", "qlora"}))
+      ->capture_default_str();
+  cmd->add_option("--lora-r", o->lora_r, "LoRA rank (alpha = 2r)")->capture_default_str();
+  cmd->add_option("--lora-targets", o->lora_targets, "projections to adapt, or all-linear");
   return [o]() {
     if (!o->peak && o->model_config.empty()) {
       std::fprintf(stderr, "error: lathe bench needs --model-config FILE (or --peak)\n");

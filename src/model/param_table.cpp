@@ -50,4 +50,9 @@ double train_flops_per_token(const LlamaConfig& c, int64_t seq_len) {
          12.0 * double(c.num_hidden_layers * c.num_attention_heads * c.head_dim * seq_len);
 }
 
+double lora_train_flops_per_token(const LlamaConfig& c, int64_t seq_len, size_t lora_params) {
+  return 4.0 * double(matmul_params(c)) + 6.0 * double(lora_params) +
+         12.0 * double(c.num_hidden_layers * c.num_attention_heads * c.head_dim * seq_len);
+}
+
 }  // namespace lathe

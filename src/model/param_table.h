@@ -39,5 +39,8 @@ ParamTable make_param_table(const LlamaConfig& cfg);
 int64_t matmul_params(const LlamaConfig& cfg);
 // Model FLOPs per token of a training step, PaLM convention: 6·N_matmul + 12·L·H·D·T.
 double train_flops_per_token(const LlamaConfig& cfg, int64_t seq_len);
+// LoRA: the frozen weights need the forward and the input gradient (4·N, no weight
+// gradient), the adapters all three (6·N_lora); attention is unchanged.
+double lora_train_flops_per_token(const LlamaConfig& cfg, int64_t seq_len, size_t lora_params);
 
 }  // namespace lathe
