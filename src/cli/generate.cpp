@@ -109,7 +109,8 @@ Action add_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Generate text from prompts with a model folder");
   auto f = std::make_shared<GenerateFlags>();
   add_generation_flags(cmd, f->common);
-  cmd->add_option("--prompt", f->prompts, "prompt text (repeatable); none: generate from BOS");
+  cmd->add_option("--prompt", f->prompts, "prompt text (repeatable); none: generate from BOS")
+      ->allow_extra_args(false);
   cmd->add_option("--prompts", f->prompts_file,
                   R"(jsonl file of {"prompt": ...} or {"text": ...})");
   cmd->add_option("--batch-size", f->common.options.batch_size, "sequences decoded together")

@@ -21,7 +21,8 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("--top-p", o.top_p, "nucleus sampling (1 = off)")->capture_default_str();
   cmd->add_option("--repetition-penalty", o.repetition_penalty, "HF repetition penalty (1 = off)")
       ->capture_default_str();
-  cmd->add_option("--stop", o.stop_strings, "stop when the output contains this text (repeatable)");
+  cmd->add_option("--stop", o.stop_strings, "stop when the output contains this text (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--seed", o.seed, "sampling seed")->capture_default_str();
   cmd->add_flag("--ignore-eos", o.ignore_eos, "do not stop at EOS (for benchmarks)");
   cmd->add_option("--threads", f.threads, "0 = all cores")->capture_default_str();

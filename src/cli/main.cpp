@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add(lathe::cli::add_generate);
   add(lathe::cli::add_chat);
   add(lathe::cli::add_merge);
+  add(lathe::cli::add_eval);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,5 +13,6 @@ Action add_tokenize(CLI::App& app);
 Action add_generate(CLI::App& app);
 Action add_chat(CLI::App& app);
 Action add_merge(CLI::App& app);
+Action add_eval(CLI::App& app);
 
 }  // namespace lathe::cli

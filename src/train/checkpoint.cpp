@@ -38,7 +38,8 @@ void fsync_path(const std::string& path) {
 }  // namespace
 
 std::string checkpoint_save(const std::string& output_dir, const CheckpointState& state,
-                            const CheckpointBuffers& b, int64_t keep_last) {
+                            const CheckpointBuffers& b, int64_t keep_last,
+                            const std::string& protect) {
   const fs::path root = fs::path(output_dir) / "checkpoints";
   fs::create_directories(root);
   const fs::path final_dir = root / step_dir_name(state.step);
@@ -70,11 +71,11 @@ std::string checkpoint_save(const std::string& output_dir, const CheckpointState
   fs::rename(tmp_dir, final_dir);
   fsync_path(root.string());
 
-  // Keep the newest keep_last checkpoints.
+  // Keep the newest keep_last checkpoints (and the protected one, the best so far).
   std::vector<fs::path> done;
   for (const auto& e : fs::directory_iterator(root))
     if (e.is_directory() && e.path().extension() != ".tmp" &&
-        fs::exists(e.path() / kStateFile))
+        fs::exists(e.path() / kStateFile) && (protect.empty() || e.path() != fs::path(protect)))
       done.push_back(e.path());
   std::sort(done.begin(), done.end());
   for (size_t i = 0; i + size_t(keep_last) < done.size(); ++i) fs::remove_all(done[i], ec);

@@ -29,9 +29,10 @@ struct CheckpointBuffers {
 };
 
 // Writes the checkpoint for state.step; returns its folder. Removes older checkpoints
-// beyond keep_last.
+// beyond keep_last, except the folder `protect` (output.keep_best's best checkpoint).
 std::string checkpoint_save(const std::string& output_dir, const CheckpointState& state,
-                            const CheckpointBuffers& buffers, int64_t keep_last);
+                            const CheckpointBuffers& buffers, int64_t keep_last,
+                            const std::string& protect = "");
 
 // The newest complete checkpoint under output_dir, if any.
 std::optional<std::string> checkpoint_latest(const std::string& output_dir);

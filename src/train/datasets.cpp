@@ -1,11 +1,14 @@
 #include "train/datasets.h"
 
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/sampler.h"
 #include "data/token_cache.h"
 #include "tokenizer/tokenizer.h"
 
@@ -106,6 +109,21 @@ LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_s
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
+}
+
+std::vector<TokenRow> split_eval_rows(std::vector<TokenRow>& rows, double share, uint64_t seed) {
+  const size_t n = rows.size();
+  LATHE_CHECK(n >= 2, "data.test_split needs at least two training rows, got ", n);
+  const size_t k = std::min(n - 1, std::max<size_t>(1, size_t(std::llround(share * double(n)))));
+  Sampler pick(n, true, seed ^ 0x5eed5b1700000000ull, 0, 1);
+  std::vector<bool> held(n, false);
+  for (size_t i = 0; i < k; ++i) held[pick.next()] = true;
+  std::vector<TokenRow> train, eval;
+  for (size_t i = 0; i < n; ++i) (held[i] ? eval : train).push_back(std::move(rows[i]));
+  rows = std::move(train);
+  std::fprintf(stderr, "data.test_split=%g: %zu rows held out for eval, %zu for training\n", share,
+               eval.size(), rows.size());
+  return eval;
 }
 
 }  // namespace lathe

@@ -25,4 +25,8 @@ class Tokenizer;
 LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_size,
                      const Tokenizer* tokenizer = nullptr);
 
+// data.test_split: moves a seeded random share of `rows` (at least one, never all) out and
+// returns it; the rest keep their file order.
+std::vector<TokenRow> split_eval_rows(std::vector<TokenRow>& rows, double share, uint64_t seed);
+
 }  // namespace lathe

@@ -19,6 +19,8 @@
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
+#include "train/model_loader.h"
+#include "eval/evaluator.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -28,11 +30,6 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-std::string join_names(const std::vector<std::string>& v) {
-  std::string out;
-  for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
@@ -71,32 +68,19 @@ std::vector<std::string> read_special_tokens(const std::string& path) {
   return tokens;
 }
 
-// peft.* as the model's adapter setup; with peft.adapter the adapter's own config rules.
-std::optional<AdapterSetup> adapter_setup(const Config& cfg) {
-  if (cfg.peft.method == "none") return std::nullopt;
-  AdapterSetup a;
-  if (!cfg.peft.adapter.empty()) {
-    a.lora = read_peft_config(cfg.peft.adapter);
-    std::fprintf(stderr, "peft.adapter %s: r=%lld alpha=%g targets=%zu (its config replaces peft.r, "
-                 "peft.alpha, peft.target_modules)\n", cfg.peft.adapter.c_str(),
-                 static_cast<long long>(a.lora.r), a.lora.alpha, a.lora.targets.size());
-    a.lora.dropout = cfg.peft.dropout;
-  } else {
-    a.lora.r = cfg.peft.r;
-    a.lora.alpha = cfg.peft.alpha;
-    a.lora.dropout = cfg.peft.dropout;
-    a.lora.targets = parse_lora_targets(cfg.peft.target_modules);
-  }
-  std::string dtype = cfg.peft.base_dtype;
-  if (dtype.empty()) dtype = cfg.peft.method == "qlora" ? "nf4" : cfg.train.precision;
-  LATHE_CHECK(cfg.peft.method != "qlora" || dtype == "nf4", "peft.method=qlora stores the base as "
-              "nf4, but peft.base_dtype=", dtype, ": use peft.method=lora for a ", dtype, " base");
-  a.base_dtype = base_dtype_from_name(dtype);
-  a.double_quant = cfg.peft.double_quant;
-  return a;
+}  // namespace
+
+bool needs_generation(const Config& cfg) {
+  for (const std::string& m : cfg.eval.metrics)
+    if (m == "rouge" || m == "bleu" || m == "exact_match") return true;
+  return false;
 }
 
-}  // namespace
+std::string logged_metric_name(const std::string& name) {
+  if (name == "loss" || name == "ppl") return "eval_" + name;
+  if (name == "rouge") return "rougeL";
+  return name;
+}
 
 void Trainer::request_stop() { g_stop = true; }
 
@@ -118,36 +102,9 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
                  ids.size(), tokenizer_->vocab_size(), static_cast<long long>(mc.vocab_size));
   }
   model_config_json_ = llama_config_to_json_text(mc, mc.torch_dtype);
-  const std::optional<AdapterSetup> adapter = adapter_setup(cfg_);
-  LATHE_CHECK(!(adapter && tokenizer_), "model.special_tokens with peft.method=", cfg_.peft.method,
-              ": the new embedding rows would stay frozen and untrained; add special tokens in "
-              "a full fine-tune (peft.method=none)");
-  model_ = std::make_unique<LlamaModel>(mc, *be_, precision_from_name(cfg_.train.precision),
-                                        cfg_.train.activation_checkpointing,
-                                        adapter ? &*adapter : nullptr);
-  SafetensorsModel weights(cfg_.model.path);
-  if (tokenizer_)
-    model_->load_growing_vocab(weights);
-  else
-    model_->load(weights);
-  if (adapter) {
-    if (!cfg_.peft.adapter.empty())
-      load_peft_weights(cfg_.peft.adapter, model_->lora_table(), model_->lora_params());
-    else
-      init_lora_weights(model_->lora_table(), model_->lora_params(), cfg_.train.seed);
-    model_->refresh_compute_weights();
-    const FrozenBaseBytes fb = model_->frozen_base()->bytes();
-    std::fprintf(stderr,
-                 "%s: r=%lld alpha=%g on %s; %zu trainable parameters (%.3f%% of %zu); frozen "
-                 "base %s: linear layers %.1f MiB (%.3f bytes/parameter), embedding, head and "
-                 "norms %.1f MiB\n",
-                 cfg_.peft.method.c_str(), static_cast<long long>(adapter->lora.r),
-                 adapter->lora.alpha, join_names(lora_target_names(adapter->lora.targets)).c_str(),
-                 model_->trainable().n, 100.0 * double(model_->trainable().n) / double(model_->num_params()),
-                 model_->num_params(), base_dtype_name(adapter->base_dtype), double(fb.linear) / 1048576.0,
-                 double(fb.linear) / double(std::max<size_t>(1, fb.linear_params)),
-                 double(fb.other) / 1048576.0);
-  }
+  model_ = load_model(cfg_, mc, *be_, tokenizer_ != nullptr);
+  extended_tokenizer_ = tokenizer_ != nullptr;
+  if (needs_generation(cfg_) && !tokenizer_) tokenizer_ = Tokenizer::load(cfg_.model.path);
 
   auto report = [](const char* what, const LoadedRows& d) {
     std::fprintf(stderr,
@@ -168,9 +125,19 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     report("eval data", eval);
     eval_rows_ = std::move(eval.rows);
   } else if (cfg_.data.test_split > 0) {
-    split_eval_rows(cfg_.data.test_split, cfg_.train.seed);
+    eval_rows_ = split_eval_rows(rows_, cfg_.data.test_split, cfg_.train.seed);
   }
   sampler_ = std::make_unique<Sampler>(rows_.size(), cfg_.data.shuffle, cfg_.train.seed);
+  if (!cfg_.output.keep_best.empty()) {
+    LATHE_CHECK(!eval_rows_.empty(), "output.keep_best=", cfg_.output.keep_best,
+                " needs eval data: set data.eval or data.test_split");
+    const std::string key = logged_metric_name(cfg_.output.keep_best);
+    bool produced = false;
+    for (const std::string& m : cfg_.eval.metrics)
+      produced |= logged_metric_name(m) == key || (m == "rouge" && key.rfind("rouge", 0) == 0);
+    LATHE_CHECK(produced, "output.keep_best=", cfg_.output.keep_best, " is not among the metrics "
+                "eval.metrics computes; add it there, e.g. eval.metrics=[loss, exact_match]");
+  }
 
   // Rows per epoch: the documents, or with packing the packed rows one epoch makes (a
   // dry run of the packer in file order; shuffled epochs pack within a row or two of it).
@@ -261,21 +228,6 @@ StepMetrics Trainer::step() {
   return m;
 }
 
-// Holds out a seeded random share of the training rows for eval; the rest keep their
-// file order (the sampler shuffles them per epoch as usual).
-void Trainer::split_eval_rows(double share, uint64_t seed) {
-  const size_t n = rows_.size();
-  const size_t k = std::min(n - 1, std::max<size_t>(1, size_t(std::llround(share * double(n)))));
-  Sampler pick(n, true, seed ^ 0x5eed5b1700000000ull, 0, 1);
-  std::vector<bool> held(n, false);
-  for (size_t i = 0; i < k; ++i) held[pick.next()] = true;
-  std::vector<TokenRow> train;
-  for (size_t i = 0; i < n; ++i) (held[i] ? eval_rows_ : train).push_back(std::move(rows_[i]));
-  rows_ = std::move(train);
-  std::fprintf(stderr, "data.test_split=%g: %zu rows held out for eval, %zu for training\n", share,
-               eval_rows_.size(), rows_.size());
-}
-
 // Packing fills each row with whole documents in sampler order until the next one would
 // not fit; that one starts the next row (peek, so a checkpoint never loses it).
 std::vector<const TokenRow*> Trainer::pack_next_row() {
@@ -309,21 +261,11 @@ Batch Trainer::next_micro_batch(int64_t* tokens) {
 }
 
 double Trainer::evaluate() {
-  // Mean token loss over every eval row, in file order, with the micro-batch size.
-  double loss = 0;
-  int64_t targets = 0;
-  const size_t B = size_t(cfg_.train.batch_size);
-  for (size_t i = 0; i < eval_rows_.size(); i += B) {
-    std::vector<const TokenRow*> rows;
-    for (size_t j = i; j < std::min(eval_rows_.size(), i + B); ++j) rows.push_back(&eval_rows_[j]);
-    const Batch b = make_batch(rows, cfg_.data.seq_len, cfg_.data.padding == "max_length");
-    loss += model_->forward(b, nullptr);
-    targets += b.num_targets();
-  }
-  return targets > 0 ? loss / double(targets) : 0.0;
+  return eval_loss(*model_, eval_rows_, cfg_.train.batch_size, cfg_.data.seq_len,
+                   cfg_.data.padding == "max_length");
 }
 
-void Trainer::save_checkpoint() {
+std::string Trainer::save_checkpoint() {
   CheckpointState s;
   s.step = step_;
   s.sampler = sampler_->state();
@@ -331,17 +273,55 @@ void Trainer::save_checkpoint() {
   const TrainableParams t = model_->trainable();
   s.num_params = t.n;
   s.model_config_json = nlohmann::json::parse(model_config_json_).dump();
-  checkpoint_save(cfg_.output.dir, s, {t.params, optimizer_->m(), optimizer_->v(), t.n},
-                  cfg_.output.keep_last);
+  last_save_step_ = step_;
+  return checkpoint_save(cfg_.output.dir, s, {t.params, optimizer_->m(), optimizer_->v(), t.n},
+                         cfg_.output.keep_last, best_dir_);
 }
 
-void Trainer::log_eval(std::ostream& metrics, bool tty) {
-  const double loss = evaluate();
-  metrics << nlohmann::json{{"step", step_}, {"eval_loss", loss}, {"eval_ppl", std::exp(loss)}}.dump()
-          << "\n";
+std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty) {
+  EvalSettings es;
+  es.metrics = cfg_.eval.metrics;
+  es.format = cfg_.data.format;
+  es.batch_size = cfg_.train.batch_size;
+  es.seq_len = cfg_.data.seq_len;
+  es.pad_to_max = cfg_.data.padding == "max_length";
+  es.max_samples = cfg_.eval.max_samples;
+  es.max_new_tokens = cfg_.eval.max_new_tokens;
+  const EvalReport r = lathe::evaluate(*model_, *be_, tokenizer_.get(), eval_rows_, es);
+  nlohmann::json j = {{"step", step_}};
+  std::string line;
+  char buf[64];
+  for (const auto& [k, v] : r.metrics) {
+    j[k] = v;
+    std::snprintf(buf, sizeof buf, "  %s %.4g", k.c_str(), v);
+    line += buf;
+  }
+  metrics << j.dump() << "\n";
   metrics.flush();
-  std::fprintf(stderr, "%sstep %lld  eval loss %.4f  ppl %.2f\n", tty ? "\r\033[K" : "",
-               static_cast<long long>(step_), loss, std::exp(loss));
+  std::fprintf(stderr, "%sstep %lld  eval%s\n", tty ? "\r\033[K" : "",
+               static_cast<long long>(step_), line.c_str());
+  last_eval_step_ = step_;
+  if (!cfg_.output.keep_best.empty()) keep_if_best(r.metrics);
+  return r.metrics;
+}
+
+// output.keep_best: a checkpoint is written whenever the metric improves, and kept out of
+// keep_last's rotation; checkpoints/best.json names it.
+void Trainer::keep_if_best(const std::map<std::string, double>& m) {
+  const std::string key = logged_metric_name(cfg_.output.keep_best);
+  const auto it = m.find(key);
+  if (it == m.end() || step_ == 0) return;
+  const bool higher = metric_higher_is_better(key);
+  if (!best_dir_.empty() && (higher ? it->second <= best_value_ : it->second >= best_value_)) return;
+  best_value_ = it->second;
+  best_dir_.clear();  // the previous best may now rotate out
+  best_dir_ = save_checkpoint();
+  const nlohmann::json j = {{"metric", key}, {"value", best_value_}, {"step", step_},
+                            {"checkpoint", fs::path(best_dir_).filename().string()}};
+  write_file_atomic((fs::path(cfg_.output.dir) / "checkpoints" / "best.json").string(),
+                    j.dump(2) + "\n");
+  std::fprintf(stderr, "best %s so far (%.4g): kept %s\n", key.c_str(), best_value_,
+               best_dir_.c_str());
 }
 
 void Trainer::run() {
@@ -355,8 +335,9 @@ void Trainer::run() {
   const bool tty = ::isatty(2);
   const auto t_run = Clock::now();
   const int64_t first = step_;
-  // The eval loss before any update: the baseline the later evals are read against.
-  if (step_ == 0 && !eval_rows_.empty()) log_eval(metrics, tty);
+  const bool has_eval = !eval_rows_.empty();
+  // The eval before any update: the baseline the later evals are read against.
+  if (step_ == 0 && has_eval) log_eval(metrics, tty);
   while (step_ < total_steps_ && !g_stop) {
     const StepMetrics m = step();
     nlohmann::json j = {{"step", m.step},          {"loss", m.loss},
@@ -373,8 +354,9 @@ void Trainer::run() {
                    100 * m.mfu, format_duration(eta).c_str(), tty ? "" : "\n");
     }
     const bool save = cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0;
-    if (save && !eval_rows_.empty()) log_eval(metrics, tty);
-    if (save) save_checkpoint();
+    const bool eval = cfg_.train.eval_every > 0 && step_ % cfg_.train.eval_every == 0;
+    if (has_eval && (save || eval)) log_eval(metrics, tty);
+    if (save && last_save_step_ != step_) save_checkpoint();
   }
   if (tty) std::fprintf(stderr, "\n");
   if (g_stop) {
@@ -383,9 +365,8 @@ void Trainer::run() {
                  static_cast<long long>(step_));
     return;
   }
-  if (!eval_rows_.empty() && !(cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0))
-    log_eval(metrics, tty);
-  if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every != 0) save_checkpoint();
+  if (has_eval && last_eval_step_ != step_) log_eval(metrics, tty);
+  if (cfg_.output.save_every > 0 && last_save_step_ != step_) save_checkpoint();
   const std::string& sd = cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
   const std::string final_dir = (fs::path(cfg_.output.dir) / "final").string();
   const DType dtype = sd == "bf16" ? DType::BF16 : DType::F32;
@@ -397,7 +378,8 @@ void Trainer::run() {
                  final_dir.c_str());
     return;
   }
-  export_hf_model(*model_, final_dir, dtype, cfg_.model.path, tokenizer_.get());
+  export_hf_model(*model_, final_dir, dtype, cfg_.model.path,
+                  extended_tokenizer_ ? tokenizer_.get() : nullptr);
   std::fprintf(stderr, "saved %s (%s)\n", final_dir.c_str(), sd.c_str());
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <ostream>
 #include <memory>
 #include <string>
@@ -29,6 +30,12 @@ struct StepMetrics {
   double step_time_s = 0, tokens_per_s = 0, mfu = 0;
 };
 
+// Whether eval.metrics includes a metric computed on generated text.
+bool needs_generation(const Config& cfg);
+// The metrics.jsonl name of an eval.metrics / output.keep_best name ("loss" → "eval_loss";
+// "rouge" → "rougeL").
+std::string logged_metric_name(const std::string& name);
+
 class Trainer {
  public:
   // Loads the model and data and, with train.resume, the newest checkpoint.
@@ -43,7 +50,8 @@ class Trainer {
   int64_t steps_done() const { return step_; }
   int64_t total_steps() const { return total_steps_; }
   LlamaModel& model() { return *model_; }
-  void save_checkpoint();
+  // Returns the checkpoint folder.
+  std::string save_checkpoint();
   // Mean token loss over data.eval (0 when there is none).
   double evaluate();
   // Called from a signal handler context-free flag: finish the step, checkpoint, return.
@@ -54,14 +62,20 @@ class Trainer {
   Config cfg_;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<LlamaModel> model_;
-  void log_eval(std::ostream& metrics, bool tty);
+  std::map<std::string, double> log_eval(std::ostream& metrics, bool tty);
+  void keep_if_best(const std::map<std::string, double>& metrics);
   std::vector<const TokenRow*> pack_next_row();
-  void split_eval_rows(double share, uint64_t seed);
   Batch next_micro_batch(int64_t* tokens);
   std::vector<TokenRow> rows_, eval_rows_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<AdamW> optimizer_;
-  std::unique_ptr<Tokenizer> tokenizer_;  // set when special tokens were added
+  // Set when special tokens were added (then saved with the model) or when eval metrics
+  // generate text.
+  std::unique_ptr<Tokenizer> tokenizer_;
+  bool extended_tokenizer_ = false;
+  std::string best_dir_;  // output.keep_best: the best checkpoint so far
+  double best_value_ = 0;
+  int64_t last_eval_step_ = -1, last_save_step_ = -1;
   ScheduleSpec schedule_;
   int64_t step_ = 0, total_steps_ = 0;
   double peak_gflops_ = 0;
