@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/peft_adapter.h"
 #include "io/safetensors.h"
 
 namespace lathe::cli {
@@ -13,6 +14,8 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   GenerationOptions& o = f.options;
   cmd->add_option("--model", f.model, "HF model folder (config.json, *.safetensors, tokenizer)")
       ->required();
+  cmd->add_option("--adapter", f.adapter,
+                  "PEFT LoRA adapter folder applied on top of --model (unmerged)");
   cmd->add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate at most")
       ->capture_default_str();
   cmd->add_option("--temperature", o.temperature, "0 = greedy")->capture_default_str();
@@ -38,8 +41,20 @@ LoadedModel load_for_generation(const GenerationFlags& f) {
   m.backend = make_cpu_backend(f.threads);
   if (f.profile) m.backend = make_profiling_backend(std::move(m.backend));
   const LlamaConfig cfg = llama_config_from_json_file((fs::path(f.model) / "config.json").string());
-  m.model = std::make_unique<LlamaModel>(cfg, *m.backend, precision_from_name(f.precision), false);
-  m.model->load(SafetensorsModel(f.model));
+  if (f.adapter.empty()) {
+    m.model = std::make_unique<LlamaModel>(cfg, *m.backend, precision_from_name(f.precision), false);
+    m.model->load(SafetensorsModel(f.model));
+  } else {
+    // The base stays as precise as the products read it; the adapter runs beside it.
+    AdapterSetup a;
+    a.lora = read_peft_config(f.adapter);
+    a.lora.dropout = 0;
+    a.base_dtype = f.precision == "bf16" ? BaseDtype::BF16 : BaseDtype::F32;
+    m.model = std::make_unique<LlamaModel>(cfg, *m.backend, precision_from_name(f.precision), false, &a);
+    m.model->load(SafetensorsModel(f.model));
+    load_peft_weights(f.adapter, m.model->lora_table(), m.model->lora_params());
+    m.model->refresh_compute_weights();
+  }
   m.tokenizer = Tokenizer::load(f.model);
   m.generator = std::make_unique<Generator>(*m.model, *m.backend, m.tokenizer.get());
   // The folder's EOS list (Llama 3 instruct: <|end_of_text|> and <|eot_id|>) and the

@@ -15,6 +15,7 @@ namespace lathe::cli {
 
 struct GenerationFlags {
   std::string model;
+  std::string adapter;  // optional PEFT LoRA adapter on top of the model
   int threads = 0;
   std::string precision = "fp32";
   bool profile = false;
