@@ -10,6 +10,7 @@
 #include "eval/bleu.h"
 #include "eval/rouge.h"
 #include "generate/generator.h"
+#include "generate/stop.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lathe {
@@ -83,7 +84,8 @@ EvalReport evaluate(LlamaModel& model, Backend& be, const Tokenizer* tokenizer,
     std::vector<int32_t> response;
     for (size_t j = first; j < row.labels.size(); ++j)
       if (row.labels[j] >= 0) response.push_back(row.labels[j]);
-    references.push_back(tokenizer->decode(response, true));
+    // Decoded as a continuation of the prompt, exactly as generated text is.
+    references.push_back(completion_text(*tokenizer, prompts.back(), response));
   }
   const auto t0 = Clock::now();
   Generator gen(model, be, tokenizer);
