@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training speed and memory of lathe against PyTorch (Debian's), side by side, on the
-# same model shape, batch, sequence length and thread count; plus start-up time and a
-# Llama-2-7B-shaped (2 layers) memory check.
+# same model shape, batch, sequence length and thread count, for full fine-tuning and
+# (bf16) LoRA / QLoRA; plus start-up time and a Llama-2-7B-shaped (2 layers) memory check.
 #   bash bench/run_bench.sh [threads=2] [steps=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,15 @@ for precision in fp32 bf16; do
   /usr/bin/python3 bench/torch_peer.py --config $model --batch 4 --seq 256 --threads "$threads" \
     --precision $precision --steps "$steps" --warmup 1 | tail -1 | tee "$out/torch_$precision.json"
 done
+
+for peft in lora qlora; do
+  echo "# bf16 $peft (r=16, all-linear): lathe"
+  $lathe bench --model-config $model --batch 4 --seq 256 --threads "$threads" \
+    --precision bf16 --steps "$steps" --warmup 1 --peft $peft --lora-r 16 | tee "$out/lathe_$peft.json"
+done
+echo "# bf16 lora (r=16, all-linear): pytorch (no QLoRA peer: bitsandbytes is not available)"
+/usr/bin/python3 bench/torch_peer.py --config $model --batch 4 --seq 256 --threads "$threads" \
+  --precision bf16 --steps "$steps" --warmup 1 --peft lora --lora-r 16 | tail -1 | tee "$out/torch_lora.json"
 
 echo "# start-up: launch to first step, lathe train on a 56M HF folder (warm disk)"
 $lathe bench --model-config $model --save-model "$out/llama-56m" --precision bf16 2>/dev/null
@@ -67,6 +76,19 @@ for p in ("fp32", "bf16"):
     l, t = load(f"lathe_{p}"), load(f"torch_{p}")
     print(f"| {p} | {l['tokens_per_s']:.0f} | {t['tokens_per_s']:.0f} | {l['tokens_per_s']/t['tokens_per_s']:.2f}x "
           f"| {100*l['mfu']:.1f}% | {l['peak_rss_mb']:.0f} | {t['peak_rss_mb']:.0f} | {l['peak_rss_mb']/t['peak_rss_mb']:.2f} |")
+print("\n| bf16, batch 4 x 256 | tok/s | step s | step vs full | MFU | peak RSS MB | RSS vs full | frozen bytes/param |")
+print("|---|---|---|---|---|---|---|---|")
+for engine, full, rows in (("lathe", "lathe_bf16", ("lathe_bf16", "lathe_lora", "lathe_qlora")),
+                           ("PyTorch", "torch_bf16", ("torch_bf16", "torch_lora"))):
+    f = load(full)
+    for n in rows:
+        r = load(n)
+        kind = "full" if r.get("peft", "none") == "none" else f"{r['peft']} r={r['lora_r']}"
+        mfu = f"{100*r['mfu']:.1f}%" if "mfu" in r else "-"
+        fb = f"{r['frozen_linear_bytes_per_param']:.2f}" if "frozen_linear_bytes_per_param" in r else "-"
+        print(f"| {engine} {kind} | {r['tokens_per_s']:.0f} | {r['step_time_s']:.2f} "
+              f"| {r['step_time_s']/f['step_time_s']:.2f} | {mfu} | {r['peak_rss_mb']:.0f} "
+              f"| {r['peak_rss_mb']/f['peak_rss_mb']:.2f} | {fb} |")
 s = load("lathe_7b_2layers")
 print(f"\n7B-shaped (2 layers): {s['params']/1e6:.0f}M params, step {s['step_time_s']:.1f}s, peak RSS {s['peak_rss_mb']/1024:.1f} GiB")
 PY

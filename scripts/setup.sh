@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev            # oneDNN: CPU matrix products
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
+  libopenmpi-dev openmpi-bin   # processes and machines: data-parallel training over MPI
   libgtest-dev           # unit tests
   python3 python3-torch python3-numpy   # the independent PyTorch reference and the bench peer
   python3-sentencepiece python3-regex python3-nltk  # independent tokenizer and metric references for the tests

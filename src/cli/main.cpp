@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
   add(lathe::cli::add_chat);
   add(lathe::cli::add_merge);
   add(lathe::cli::add_eval);
+  add(lathe::cli::add_plan);
+  add(lathe::cli::add_launch);
+  add(lathe::cli::add_job);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

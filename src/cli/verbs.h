@@ -14,5 +14,8 @@ Action add_generate(CLI::App& app);
 Action add_chat(CLI::App& app);
 Action add_merge(CLI::App& app);
 Action add_eval(CLI::App& app);
+Action add_plan(CLI::App& app);
+Action add_launch(CLI::App& app);
+Action add_job(CLI::App& app);
 
 }  // namespace lathe::cli

@@ -36,16 +36,26 @@ void Sampler::build_order() {
 }
 
 uint64_t Sampler::next() {
-  // Every rank walks the same global stream and keeps its own residue class.
-  for (;;) {
-    if (state_.offset == n_) {
-      state_.epoch++;
-      state_.offset = 0;
-      build_order();
-    }
-    const uint64_t pos = state_.offset++;
-    if (int(pos % uint64_t(world_)) == rank_) return order_[pos];
+  // The processes walk one global stream in rounds of `world` positions; rank r takes
+  // position r of each round. Every rank's state is the round's start, so a checkpoint
+  // written by any rank resumes on any number of processes.
+  const uint64_t target = state_.offset + uint64_t(rank_);
+  uint64_t row;
+  if (target < n_) {
+    row = order_[target];
+  } else {  // a round that runs past the end of the epoch continues into the next one
+    Sampler next_epoch = *this;
+    next_epoch.state_ = {state_.epoch + 1, 0};
+    next_epoch.build_order();
+    row = next_epoch.order_[(target - n_) % n_];
   }
+  state_.offset += uint64_t(world_);
+  if (state_.offset >= n_) {
+    state_.epoch++;
+    state_.offset -= n_;
+    build_order();
+  }
+  return row;
 }
 
 uint64_t Sampler::peek() const {
@@ -59,6 +69,7 @@ void Sampler::restore(const SamplerState& s) {
               ") is past the end of the dataset (", n_,
               " rows): the data changed since the checkpoint was written");
   state_ = s;
+  if (state_.offset == n_) state_.epoch++, state_.offset = 0;  // written at an epoch's end
   build_order();
 }
 

@@ -9,7 +9,7 @@ namespace lathe {
 
 struct SamplerState {
   uint64_t epoch = 0;
-  uint64_t offset = 0;  // indices of this epoch already consumed (all ranks together)
+  uint64_t offset = 0;  // positions of this epoch consumed by all processes together
 };
 
 class Sampler {

@@ -32,6 +32,10 @@ constexpr std::array<std::string_view, 2> kPrecisions = {"fp32", "bf16"};
 constexpr std::array<std::string_view, 2> kPaddings = {"longest", "max_length"};
 constexpr std::array<std::string_view, 4> kSchedules = {"constant", "linear", "cosine", "step"};
 constexpr std::array<std::string_view, 3> kSaveDtypes = {"", "bf16", "fp32"};
+// FSDP and DeepSpeed names for the same strategies are both accepted.
+constexpr std::array<std::string_view, 9> kDistStrategies = {
+    "no_shard", "ddp", "zero1", "shard_grad_op", "zero2", "full_shard", "zero3", "hybrid_shard",
+    "hybrid"};
 constexpr std::array<std::string_view, 3> kPeftMethods = {"none", "lora", "qlora"};
 constexpr std::array<std::string_view, 4> kBaseDtypes = {"", "fp32", "bf16", "nf4"};
 
@@ -150,6 +154,16 @@ const KeyDef kKeys[] = {
               .check = at_least<int64_t{0}>),
     LATHE_KEY(eval, max_new_tokens, .doc = "generation metrics: tokens generated per row",
               .check = at_least<int64_t{1}>),
+    LATHE_KEY(dist, strategy,
+              .doc = "data parallel over processes: no_shard (DDP), zero1, shard_grad_op (ZeRO-2), "
+                     "full_shard (ZeRO-3), hybrid_shard",
+              .choices = kDistStrategies),
+    LATHE_KEY(dist, shard_group_size,
+              .doc = "hybrid_shard: processes per sharding group (replicated across groups); 0 = "
+                     "processes per node",
+              .check = at_least<int64_t{0}>),
+    LATHE_KEY(dist, timeout, .doc = "seconds a collective may wait for the other processes",
+              .check = greater_than<0.0>),
     LATHE_KEY(output, dir, .doc = "run folder: checkpoints, logs, final model"),
     LATHE_KEY(output, save_every, .doc = "checkpoint every N steps; 0 = only the final model",
               .check = at_least<int64_t{0}>),

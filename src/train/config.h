@@ -79,12 +79,21 @@ struct OutputSection {
   std::string keep_best;   // eval metric whose best checkpoint is kept ("" = off)
 };
 
+// Data parallel over processes (mpirun, srun): each process trains on its share of every
+// step's rows; gradients, optimizer state and parameters are sharded per strategy.
+struct DistSection {
+  std::string strategy = "no_shard";
+  int64_t shard_group_size = 0;
+  double timeout = 600;
+};
+
 struct Config {
   ModelSection model;
   DataSection data;
   TrainSection train;
   PeftSection peft;
   EvalSection eval;
+  DistSection dist;
   OutputSection output;
 };
 

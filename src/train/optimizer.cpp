@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace lathe {
@@ -9,11 +10,16 @@ AdamW::AdamW(Backend& be, size_t n, const OptimizerSettings& s)
 
 double AdamW::step(LlamaModel& model, double lr, int64_t step) {
   const TrainableParams t = model.trainable();
-  const size_t n = t.n;
-  const double norm = std::sqrt(be_.sum_squares(t.grads, n));
+  const double norm = std::sqrt(be_.sum_squares(t.grads, t.n));
+  update(t, t.grads, 0, t.n, lr, step, norm);
+  return norm;
+}
+
+void AdamW::update(const TrainableParams& t, const float* grads, size_t begin, size_t count,
+                   double lr, int64_t step, double grad_norm) {
   AdamWArgs a;
   if (s_.grad_clip > 0) {
-    const double coef = s_.grad_clip / (norm + 1e-6);
+    const double coef = s_.grad_clip / (grad_norm + 1e-6);
     if (coef < 1.0) a.grad_scale = float(coef);
   }
   a.lr = float(lr);
@@ -23,15 +29,16 @@ double AdamW::step(LlamaModel& model, double lr, int64_t step) {
   a.weight_decay = float(s_.weight_decay);
   a.step = step;
   // The update also writes the weights the next forward reads (bf16-rounded in bf16
-  // training), saving a separate pass over all parameters.
-  float* p = t.params;
-  const float* g = t.grads;
-  const size_t c0 = t.compute ? t.compute_offset : n;
-  if (c0 > 0) be_.adamw_step(p, g, m_.get(), v_.get(), nullptr, false, c0, a);
-  if (c0 < n)
-    be_.adamw_step(p + c0, g + c0, m_.get() + c0, v_.get() + c0, t.compute, true, n - c0, a);
+  // training), saving a separate pass over all parameters. The range splits where the
+  // compute copy begins.
+  const size_t end = begin + count;
+  const size_t c0 = t.compute ? std::clamp(t.compute_offset, begin, end) : end;
+  if (c0 > begin)
+    be_.adamw_step(t.params + begin, grads, m_.get(), v_.get(), nullptr, false, c0 - begin, a);
+  if (c0 < end)
+    be_.adamw_step(t.params + c0, grads + (c0 - begin), m_.get() + (c0 - begin),
+                   v_.get() + (c0 - begin), t.compute + (c0 - t.compute_offset), true, end - c0, a);
   be_.sync();
-  return norm;
 }
 
 }  // namespace lathe

@@ -21,6 +21,11 @@ class AdamW {
   // step with learning rate lr, refreshes the model's compute weights. `step` is the
   // 1-based update count. Returns the gradient norm before clipping.
   double step(LlamaModel& model, double lr, int64_t step);
+  // Data parallel: updates elements [begin, begin + count) of the trainable buffer (this
+  // process's shard; the optimizer state holds `count` elements), reading their gradient
+  // from `grads`; grad_norm is the global norm, for clipping.
+  void update(const TrainableParams& t, const float* grads, size_t begin, size_t count,
+              double lr, int64_t step, double grad_norm);
   float* m() { return m_.get(); }
   float* v() { return v_.get(); }
 

@@ -20,6 +20,7 @@
 #include "train/checkpoint.h"
 #include "train/datasets.h"
 #include "train/model_loader.h"
+#include "dist/communicator.h"
 #include "eval/evaluator.h"
 #include "tokenizer/tokenizer.h"
 
@@ -89,6 +90,11 @@ Trainer::~Trainer() = default;
 Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   LATHE_CHECK(!cfg_.model.path.empty(), "model.path is not set: give the HF model folder, e.g. model.path=path/to/model");
   LATHE_CHECK(!cfg_.data.train.empty(), "data.train is not set: give a jsonl file, e.g. data.train=train.jsonl");
+  comm_ = make_communicator(cfg_.dist.timeout);
+  strategy_ = shard_strategy_from_name(cfg_.dist.strategy);
+  LATHE_CHECK(strategy_ != ShardStrategy::FullShard && strategy_ != ShardStrategy::HybridShard,
+              "dist.strategy=", cfg_.dist.strategy, " is not available yet: use shard_grad_op "
+              "(ZeRO-2: gradients and optimizer state sharded), zero1 or no_shard");
   be_ = make_cpu_backend(int(cfg_.train.threads));
 
   const std::string config_path = (fs::path(cfg_.model.path) / "config.json").string();
@@ -127,7 +133,10 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   } else if (cfg_.data.test_split > 0) {
     eval_rows_ = split_eval_rows(rows_, cfg_.data.test_split, cfg_.train.seed);
   }
-  sampler_ = std::make_unique<Sampler>(rows_.size(), cfg_.data.shuffle, cfg_.train.seed);
+  // Each process takes every world-th row of the same stream: one step of W processes with
+  // micro-batch B sees the rows one process with micro-batch W·B would.
+  sampler_ = std::make_unique<Sampler>(rows_.size(), cfg_.data.shuffle, cfg_.train.seed,
+                                       comm_->rank(), comm_->size());
   if (!cfg_.output.keep_best.empty()) {
     LATHE_CHECK(!eval_rows_.empty(), "output.keep_best=", cfg_.output.keep_best,
                 " needs eval data: set data.eval or data.test_split");
@@ -152,7 +161,7 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     }
     epoch_rows += len > 0;
   }
-  const int64_t rows_per_step = cfg_.train.batch_size * cfg_.train.grad_accum;
+  const int64_t rows_per_step = cfg_.train.batch_size * cfg_.train.grad_accum * comm_->size();
   const int64_t steps_per_epoch = std::max<int64_t>(1, (epoch_rows + rows_per_step - 1) / rows_per_step);
   total_steps_ = cfg_.train.max_steps > 0
                      ? cfg_.train.max_steps
@@ -168,11 +177,21 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   os.eps = cfg_.train.eps;
   os.weight_decay = cfg_.train.weight_decay;
   os.grad_clip = cfg_.train.grad_clip;
-  optimizer_ = std::make_unique<AdamW>(*be_, n, os);
+  // Sharded strategies: this process updates (and keeps optimizer state for) its range.
+  shard_ = {0, n};
+  if (comm_->size() > 1 && strategy_ != ShardStrategy::NoShard)
+    shard_ = shard_ranges(n, comm_->size())[size_t(comm_->rank())];
+  if (comm_->size() > 1 && strategy_ == ShardStrategy::Zero2)
+    grad_shard_ = DeviceBuffer<float>(*be_, shard_.second);
+  optimizer_ = std::make_unique<AdamW>(*be_, shard_.second, os);
   if (cfg_.train.resume) {
     if (auto latest = checkpoint_latest(cfg_.output.dir)) {
-      CheckpointState s =
-          checkpoint_load(*latest, model_->trainable().params, optimizer_->m(), optimizer_->v(), n);
+      // Checkpoints hold the whole optimizer state, so any number of processes can resume
+      // one: each takes its range.
+      std::vector<float> m(n), v(n);
+      CheckpointState s = checkpoint_load(*latest, model_->trainable().params, m.data(), v.data(), n);
+      std::copy_n(m.data() + shard_.first, shard_.second, optimizer_->m());
+      std::copy_n(v.data() + shard_.first, shard_.second, optimizer_->v());
       LATHE_CHECK(s.seed == cfg_.train.seed, *latest, ": written with train.seed=", s.seed,
                   " but this run has train.seed=", cfg_.train.seed,
                   ": resume with the same seed or start a new output.dir");
@@ -201,6 +220,10 @@ StepMetrics Trainer::step() {
 
   // The step's loss is the mean over all its target tokens, whatever the split into
   // micro-batches, so each micro-batch's gradient is scaled by 1/targets of the step.
+  // The step's loss is the mean over the target tokens of every process.
+  double counts[2] = {double(targets), double(tokens)};
+  comm_->allreduce_sum(counts, 2);
+  targets = int64_t(counts[0]), tokens = int64_t(counts[1]);
   model_->zero_grads();
   double loss_sum = 0;
   const float scale = targets > 0 ? 1.0f / float(targets) : 0.0f;
@@ -210,8 +233,9 @@ StepMetrics Trainer::step() {
     loss_sum += model_->forward_backward(micro[j], scale);
   }
 
+  comm_->allreduce_sum(&loss_sum, 1);
   const double lr = cfg_.train.lr * lr_multiplier(schedule_, step_);
-  const double grad_norm = optimizer_->step(*model_, lr, step_ + 1);
+  const double grad_norm = comm_->size() > 1 ? data_parallel_update(lr) : optimizer_->step(*model_, lr, step_ + 1);
   ++step_;
 
   StepMetrics m;
@@ -226,6 +250,30 @@ StepMetrics Trainer::step() {
   const double flops = train_flops_per_token(model_->config(), cfg_.data.seq_len) * double(tokens);
   m.mfu = peak_gflops_ > 0 ? flops / m.step_time_s / (peak_gflops_ * 1e9) : 0.0;
   return m;
+}
+
+// Gradients summed over processes, then AdamW: on everything (no_shard) or on this
+// process's range followed by an all-gather of the parameters (zero1, shard_grad_op).
+double Trainer::data_parallel_update(double lr) {
+  const TrainableParams t = model_->trainable();
+  const auto ranges = shard_ranges(t.n, comm_->size());
+  double norm = 0;
+  if (strategy_ == ShardStrategy::Zero2) {
+    comm_->reduce_scatter_sum(t.grads, grad_shard_.get(), ranges);
+    double sq = be_->sum_squares(grad_shard_.get(), shard_.second);
+    comm_->allreduce_sum(&sq, 1);
+    norm = std::sqrt(sq);
+    optimizer_->update(t, grad_shard_.get(), shard_.first, shard_.second, lr, step_ + 1, norm);
+  } else {
+    comm_->allreduce_sum(t.grads, t.n);
+    norm = std::sqrt(be_->sum_squares(t.grads, t.n));
+    optimizer_->update(t, t.grads + shard_.first, shard_.first, shard_.second, lr, step_ + 1, norm);
+  }
+  if (strategy_ != ShardStrategy::NoShard) {
+    comm_->allgather(t.params, ranges);
+    model_->refresh_compute_weights();
+  }
+  return norm;
 }
 
 // Packing fills each row with whole documents in sampler order until the next one would
@@ -266,16 +314,32 @@ double Trainer::evaluate() {
 }
 
 std::string Trainer::save_checkpoint() {
+  // Sharded optimizer state is gathered so the checkpoint is whole (any world size can
+  // resume it); the parameters are the same on every process. Rank 0 writes.
+  const TrainableParams t = model_->trainable();
+  std::vector<float> m_all, v_all;
+  const float* m = optimizer_->m();
+  const float* v = optimizer_->v();
+  if (shard_.second != t.n) {
+    const auto ranges = shard_ranges(t.n, comm_->size());
+    std::vector<float> mine(t.n);
+    if (comm_->rank() == 0) m_all.resize(t.n), v_all.resize(t.n);
+    std::copy_n(optimizer_->m(), shard_.second, mine.data() + shard_.first);
+    comm_->gather_to(mine.data(), m_all.data(), 0, ranges);
+    std::copy_n(optimizer_->v(), shard_.second, mine.data() + shard_.first);
+    comm_->gather_to(mine.data(), v_all.data(), 0, ranges);
+    m = m_all.data(), v = v_all.data();
+  }
+  last_save_step_ = step_;
+  if (comm_->rank() != 0) return "";
   CheckpointState s;
   s.step = step_;
   s.sampler = sampler_->state();
   s.seed = cfg_.train.seed;
-  const TrainableParams t = model_->trainable();
   s.num_params = t.n;
   s.model_config_json = nlohmann::json::parse(model_config_json_).dump();
-  last_save_step_ = step_;
-  return checkpoint_save(cfg_.output.dir, s, {t.params, optimizer_->m(), optimizer_->v(), t.n},
-                         cfg_.output.keep_last, best_dir_);
+  return checkpoint_save(cfg_.output.dir, s, {t.params, m, v, t.n}, cfg_.output.keep_last,
+                         best_dir_);
 }
 
 std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty) {
@@ -298,7 +362,8 @@ std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty)
   }
   metrics << j.dump() << "\n";
   metrics.flush();
-  std::fprintf(stderr, "%sstep %lld  eval%s\n", tty ? "\r\033[K" : "",
+  if (comm_->rank() == 0)
+    std::fprintf(stderr, "%sstep %lld  eval%s\n", tty ? "\r\033[K" : "",
                static_cast<long long>(step_), line.c_str());
   last_eval_step_ = step_;
   if (!cfg_.output.keep_best.empty()) keep_if_best(r.metrics);
@@ -312,10 +377,12 @@ void Trainer::keep_if_best(const std::map<std::string, double>& m) {
   const auto it = m.find(key);
   if (it == m.end() || step_ == 0) return;
   const bool higher = metric_higher_is_better(key);
-  if (!best_dir_.empty() && (higher ? it->second <= best_value_ : it->second >= best_value_)) return;
+  if (has_best_ && (higher ? it->second <= best_value_ : it->second >= best_value_)) return;
+  has_best_ = true;
   best_value_ = it->second;
   best_dir_.clear();  // the previous best may now rotate out
-  best_dir_ = save_checkpoint();
+  best_dir_ = save_checkpoint();  // every process takes part; process 0 writes
+  if (comm_->rank() != 0) return;
   const nlohmann::json j = {{"metric", key}, {"value", best_value_}, {"step", step_},
                             {"checkpoint", fs::path(best_dir_).filename().string()}};
   write_file_atomic((fs::path(cfg_.output.dir) / "checkpoints" / "best.json").string(),
@@ -325,14 +392,17 @@ void Trainer::keep_if_best(const std::map<std::string, double>& m) {
 }
 
 void Trainer::run() {
-  fs::create_directories(cfg_.output.dir);
-  {
+  // Process 0 writes the run folder and the log; the others train silently beside it.
+  const bool lead = comm_->rank() == 0;
+  std::ofstream metrics;
+  if (lead) {
+    fs::create_directories(cfg_.output.dir);
     std::ofstream f(fs::path(cfg_.output.dir) / "config.yaml");
     f << config_to_yaml(cfg_);
+    metrics.open(fs::path(cfg_.output.dir) / "metrics.jsonl", std::ios::app);
+    LATHE_CHECK(metrics, "cannot write ", cfg_.output.dir, "/metrics.jsonl");
   }
-  std::ofstream metrics(fs::path(cfg_.output.dir) / "metrics.jsonl", std::ios::app);
-  LATHE_CHECK(metrics, "cannot write ", cfg_.output.dir, "/metrics.jsonl");
-  const bool tty = ::isatty(2);
+  const bool tty = lead && ::isatty(2);
   const auto t_run = Clock::now();
   const int64_t first = step_;
   const bool has_eval = !eval_rows_.empty();
@@ -346,7 +416,11 @@ void Trainer::run() {
                         {"step_time_s", m.step_time_s}, {"mfu", m.mfu}};
     metrics << j.dump() << "\n";
     metrics.flush();
-    if (m.step % cfg_.train.log_every == 0 || m.step == total_steps_) {
+    // A stop request (SIGTERM) reaching any process stops all of them after the same step.
+    double stop = g_stop ? 1.0 : 0.0;
+    comm_->allreduce_sum(&stop, 1);
+    if (stop > 0) g_stop = true;
+    if (lead && (m.step % cfg_.train.log_every == 0 || m.step == total_steps_)) {
       const double eta = seconds_since(t_run) / double(m.step - first) * double(total_steps_ - m.step);
       std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.3g  %.0f tok/s  MFU %.1f%%  ETA %s%s",
                    tty ? "\r\033[K" : "", static_cast<long long>(m.step),
@@ -361,13 +435,15 @@ void Trainer::run() {
   if (tty) std::fprintf(stderr, "\n");
   if (g_stop) {
     save_checkpoint();
-    std::fprintf(stderr, "stopped at step %lld: checkpoint saved; resume with train.resume=true\n",
+    if (lead)
+      std::fprintf(stderr, "stopped at step %lld: checkpoint saved; resume with train.resume=true\n",
                  static_cast<long long>(step_));
     return;
   }
   if (has_eval && last_eval_step_ != step_) log_eval(metrics, tty);
   if (cfg_.output.save_every > 0 && last_save_step_ != step_) save_checkpoint();
   const std::string& sd = cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
+  if (!lead) return;
   const std::string final_dir = (fs::path(cfg_.output.dir) / "final").string();
   const DType dtype = sd == "bf16" ? DType::BF16 : DType::F32;
   if (model_->has_adapters()) {

@@ -15,6 +15,8 @@
 #include "data/input_ids_source.h"
 #include "data/sampler.h"
 #include "model/llama.h"
+#include "dist/communicator.h"
+#include "dist/strategy.h"
 #include "train/config.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
@@ -57,9 +59,14 @@ class Trainer {
   // Called from a signal handler context-free flag: finish the step, checkpoint, return.
   static void request_stop();
   double peak_gflops() const { return peak_gflops_; }
+  const Communicator& communicator() const { return *comm_; }
 
  private:
   Config cfg_;
+  std::unique_ptr<Communicator> comm_;
+  ShardStrategy strategy_ = ShardStrategy::NoShard;
+  std::pair<size_t, size_t> shard_;  // this process's range of the trainable buffer
+  double data_parallel_update(double lr);
   std::unique_ptr<Backend> be_;
   std::unique_ptr<LlamaModel> model_;
   std::map<std::string, double> log_eval(std::ostream& metrics, bool tty);
@@ -69,12 +76,14 @@ class Trainer {
   std::vector<TokenRow> rows_, eval_rows_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<AdamW> optimizer_;
+  DeviceBuffer<float> grad_shard_;  // shard_grad_op: the reduced gradient of shard_ (after be_)
   // Set when special tokens were added (then saved with the model) or when eval metrics
   // generate text.
   std::unique_ptr<Tokenizer> tokenizer_;
   bool extended_tokenizer_ = false;
   std::string best_dir_;  // output.keep_best: the best checkpoint so far
   double best_value_ = 0;
+  bool has_best_ = false;
   int64_t last_eval_step_ = -1, last_save_step_ = -1;
   ScheduleSpec schedule_;
   int64_t step_ = 0, total_steps_ = 0;

@@ -205,7 +205,7 @@ TEST_F(ConfigTest, UnknownSection) {
   path = write("optimizer:\n  lr: 1e-4\n");
   msg = error_of([&] { load_config(path, {}); });
   EXPECT_NE(msg.find("'optimizer'"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("model, data, train, peft, eval, output"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model, data, train, peft, eval, dist, output"), std::string::npos) << msg;
 }
 
 TEST_F(ConfigTest, WrongTypeNamesKeyExpectationAndValue) {

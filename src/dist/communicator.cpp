@@ -1,0 +1,227 @@
+#include "dist/communicator.h"
+
+#include <mpi.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+
+namespace lathe {
+namespace {
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
+class SingleProcess final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string name() const override { return "single process"; }
+  void allreduce_sum(float*, size_t) override {}
+  void allreduce_sum(double*, size_t) override {}
+  void reduce_scatter_sum(const float* in, float* out,
+                          const std::vector<std::pair<size_t, size_t>>& r) override {
+    if (in != out) std::memcpy(out, in + r[0].first, r[0].second * sizeof(float));
+  }
+  void allgather(float*, const std::vector<std::pair<size_t, size_t>>&) override {}
+  void gather_to(const float* in, float* out, int,
+                 const std::vector<std::pair<size_t, size_t>>& r) override {
+    std::memcpy(out + r[0].first, in + r[0].first, r[0].second * sizeof(float));
+  }
+  void broadcast(void*, size_t, int) override {}
+  void barrier() override {}
+};
+
+// Counts and displacements for the v-collectives (MPI takes int counts: chunk anything
+// larger than 2^31 elements per process, which a 70B model's shards are not).
+struct Counts {
+  std::vector<int> counts, displs;
+  explicit Counts(const std::vector<std::pair<size_t, size_t>>& r) {
+    for (const auto& [off, n] : r) {
+      LATHE_CHECK(n < size_t(1) << 31 && off < size_t(1) << 31,
+                  "a shard of more than 2^31 elements: use more processes");
+      counts.push_back(int(n));
+      displs.push_back(int(off));
+    }
+  }
+};
+
+class MpiCommunicator final : public Communicator {
+ public:
+  explicit MpiCommunicator(double timeout_s) : timeout_s_(timeout_s) {
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+      int provided = 0;
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    watchdog_ = std::thread([this] { watch(); });
+  }
+  ~MpiCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    watchdog_.join();
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string name() const override { return "MPI"; }
+
+  void allreduce_sum(float* data, size_t n) override {
+    Guard g(*this, "allreduce");
+    for (size_t off = 0; off < n; off += kChunk)
+      check(MPI_Allreduce(MPI_IN_PLACE, data + off, int(std::min(kChunk, n - off)), MPI_FLOAT,
+                          MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  }
+  void allreduce_sum(double* data, size_t n) override {
+    Guard g(*this, "allreduce");
+    check(MPI_Allreduce(MPI_IN_PLACE, data, int(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  }
+  void reduce_scatter_sum(const float* in, float* out,
+                          const std::vector<std::pair<size_t, size_t>>& r) override {
+    Guard g(*this, "reduce-scatter");
+    Counts c(r);
+    check(MPI_Reduce_scatter(in, out, c.counts.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+          "reduce-scatter");
+  }
+  void allgather(float* data, const std::vector<std::pair<size_t, size_t>>& r) override {
+    Guard g(*this, "allgather");
+    Counts c(r);
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, c.counts.data(), c.displs.data(),
+                         MPI_FLOAT, MPI_COMM_WORLD), "allgather");
+  }
+  void gather_to(const float* in, float* out, int root,
+                 const std::vector<std::pair<size_t, size_t>>& r) override {
+    Guard g(*this, "gather");
+    Counts c(r);
+    const auto& mine = r[size_t(rank_)];
+    check(MPI_Gatherv(in + mine.first, int(mine.second), MPI_FLOAT, out, c.counts.data(),
+                      c.displs.data(), MPI_FLOAT, root, MPI_COMM_WORLD), "gather");
+  }
+  void broadcast(void* data, size_t bytes, int root) override {
+    Guard g(*this, "broadcast");
+    check(MPI_Bcast(data, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
+  }
+  void barrier() override {
+    Guard g(*this, "barrier");
+    check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
+  }
+
+ private:
+  static constexpr size_t kChunk = size_t(1) << 30;
+
+  void check(int rc, const char* what) {
+    if (rc == MPI_SUCCESS) return;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    fail("rank ", rank_, ": MPI ", what, " failed: ", std::string(msg, size_t(len)));
+  }
+
+  // Marks a collective in flight so the watchdog can end a job whose peers never arrive.
+  struct Guard {
+    MpiCommunicator& c;
+    Guard(MpiCommunicator& comm, const char* what) : c(comm) {
+      std::lock_guard<std::mutex> lock(c.mu_);
+      c.op_ = what;
+      c.started_ = std::chrono::steady_clock::now();
+      c.in_flight_ = true;
+      ++c.seq_;
+      c.cv_.notify_all();
+    }
+    ~Guard() {
+      std::lock_guard<std::mutex> lock(c.mu_);
+      c.in_flight_ = false;
+    }
+  };
+
+  void watch() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(500));
+      if (stop_ || !in_flight_) continue;
+      const double waited =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+      if (waited < timeout_s_) continue;
+      std::fprintf(stderr,
+                   "error: rank %d: %s (collective #%llu) did not complete within dist.timeout=%gs: "
+                   "another process stopped or hangs (see its log); ending the job\n",
+                   rank_, op_, static_cast<unsigned long long>(seq_), timeout_s_);
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 3);
+    }
+  }
+
+  double timeout_s_;
+  int rank_ = 0, size_ = 1;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false, in_flight_ = false;
+  const char* op_ = "";
+  uint64_t seq_ = 0;
+  std::chrono::steady_clock::time_point started_;
+  std::thread watchdog_;
+};
+
+}  // namespace
+
+ProcessPlacement discover_placement() {
+  ProcessPlacement p;
+  if (std::getenv("OMPI_COMM_WORLD_SIZE")) {
+    p.rank = env_int("OMPI_COMM_WORLD_RANK", 0);
+    p.size = env_int("OMPI_COMM_WORLD_SIZE", 1);
+    p.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", 0);
+    p.launcher = "mpirun";
+  } else if (std::getenv("SLURM_PROCID") && std::getenv("SLURM_NTASKS")) {
+    p.rank = env_int("SLURM_PROCID", 0);
+    p.size = env_int("SLURM_NTASKS", 1);
+    p.local_rank = env_int("SLURM_LOCALID", 0);
+    p.launcher = "slurm";
+  } else if (std::getenv("WORLD_SIZE") && std::getenv("RANK")) {
+    p.rank = env_int("RANK", 0);
+    p.size = env_int("WORLD_SIZE", 1);
+    p.local_rank = env_int("LOCAL_RANK", 0);
+    p.launcher = "torchrun";
+  }
+  return p;
+}
+
+std::unique_ptr<Communicator> make_communicator(double timeout_s) {
+  const ProcessPlacement p = discover_placement();
+  if (p.size <= 1) return std::make_unique<SingleProcess>();
+  LATHE_CHECK(p.launcher != "torchrun", "RANK/WORLD_SIZE say this is process ", p.rank, " of ",
+              p.size, " (torchrun-style), but lathe's processes meet over MPI: start them with "
+              "`lathe launch --nproc N -- train ...`, mpirun or srun --mpi=pmix");
+  auto c = std::make_unique<MpiCommunicator>(timeout_s);
+  LATHE_CHECK(c->size() == p.size, "the launcher says ", p.size, " processes but MPI sees ",
+              c->size(), ": is this binary linked against the same MPI as mpirun?");
+  return c;
+}
+
+std::vector<std::pair<size_t, size_t>> shard_ranges(size_t n, int world) {
+  std::vector<std::pair<size_t, size_t>> r;
+  const size_t per = ((n + size_t(world) - 1) / size_t(world) + 15) / 16 * 16;
+  for (int i = 0; i < world; ++i) {
+    const size_t b = std::min(n, size_t(i) * per), e = std::min(n, b + per);
+    r.emplace_back(b, e - b);
+  }
+  return r;
+}
+
+}  // namespace lathe

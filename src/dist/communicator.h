@@ -1,0 +1,54 @@
+// Collectives between the processes of a data-parallel job. MPI (OpenMPI: mpirun, srun)
+// on CPUs; a NCCL implementation takes the same interface on GPUs. A single process gets
+// the same code path with a communicator whose collectives are no-ops.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lathe {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string name() const = 0;
+
+  // In place, summed over processes.
+  virtual void allreduce_sum(float* data, size_t n) = 0;
+  virtual void allreduce_sum(double* data, size_t n) = 0;
+  // in: the whole buffer on every process; out: this process's range of the sum.
+  // ranges[r] = {offset, count} of process r, contiguous and covering the buffer.
+  virtual void reduce_scatter_sum(const float* in, float* out,
+                                  const std::vector<std::pair<size_t, size_t>>& ranges) = 0;
+  // In place: each process contributes its range of `data`, everyone ends with all of it.
+  virtual void allgather(float* data, const std::vector<std::pair<size_t, size_t>>& ranges) = 0;
+  // Process r's range of its local buffer `in` → the whole buffer on `root` (others: null).
+  virtual void gather_to(const float* in, float* out, int root,
+                         const std::vector<std::pair<size_t, size_t>>& ranges) = 0;
+  virtual void broadcast(void* data, size_t bytes, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+// Where this process sits in the job, from its launcher's environment: OpenMPI
+// (OMPI_COMM_WORLD_*), Slurm (SLURM_PROCID / SLURM_NTASKS), or torchrun-style (RANK /
+// WORLD_SIZE). launcher is "mpirun", "slurm", "torchrun" or "" (a single process).
+struct ProcessPlacement {
+  int rank = 0, size = 1, local_rank = 0;
+  std::string launcher;
+};
+ProcessPlacement discover_placement();
+
+// The job's communicator: MPI when the launcher started several processes, otherwise a
+// single-process one. A collective that has not completed after timeout_s seconds ends
+// the job with an error naming it.
+std::unique_ptr<Communicator> make_communicator(double timeout_s);
+
+// Contiguous shard ranges of n elements over `world` processes, each a multiple of 16
+// elements (64 bytes) except the last.
+std::vector<std::pair<size_t, size_t>> shard_ranges(size_t n, int world);
+
+}  // namespace lathe

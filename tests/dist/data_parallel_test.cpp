@@ -1,0 +1,184 @@
+// Data parallel through mpirun and the real binary: for each strategy, 4 processes with
+// micro-batch 1 must give the losses and final weights of 1 process with micro-batch 4
+// (fp32, 1e-5 relative); a checkpoint written by 4 processes resumes on 2 and continues
+// the uninterrupted run; LoRA adapters train the same way; a killed process ends the job
+// with a message naming it.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "io/safetensors.h"
+#include "model/golden.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe {
+namespace {
+
+struct Shell {
+  int status;
+  std::string output;
+};
+
+Shell sh(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+std::string mpirun(int np) {
+  std::string cmd = "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE mpirun --oversubscribe --bind-to none -np " +
+                    std::to_string(np) + " ";
+  if (geteuid() == 0) cmd += "--allow-run-as-root ";
+  return cmd;
+}
+
+bool have_mpirun() { return sh("command -v mpirun").status == 0; }
+
+std::string common_args(const std::string& extra = "") {
+  const std::string g = testing::golden_dir("gqa_untied");
+  return " train /dev/null model.path=" + g + "/model data.train=" + g +
+         "/train/data.jsonl data.seq_len=24 data.shuffle=true train.precision=fp32 train.lr=2e-3 "
+         "train.weight_decay=0.1 train.betas=[0.9,0.95] train.warmup_steps=3 train.max_steps=10 "
+         "train.grad_clip=0.5 train.grad_accum=2 train.threads=1 output.save_dtype=fp32 " + extra;
+}
+
+std::vector<double> losses(const std::string& dir) {
+  std::vector<double> out;
+  std::ifstream f(dir + "/metrics.jsonl");
+  for (std::string line; std::getline(f, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) out.push_back(j["loss"]);
+  }
+  return out;
+}
+
+double max_rel(const std::vector<double>& a, const std::vector<double>& b) {
+  double worst = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    worst = std::max(worst, std::fabs(a[i] - b[i]) / std::fabs(b[i]));
+  return worst;
+}
+
+double weights_rel(const std::string& a, const std::string& b) {
+  SafetensorsModel x(a), y(b);
+  double worst = 0;
+  for (const std::string& name : y.names()) {
+    const TensorInfo& p = x.get(name);
+    const TensorInfo& q = y.get(name);
+    worst = std::max(worst, testing::rel_error(static_cast<const float*>(p.data),
+                                               static_cast<const float*>(q.data), size_t(q.numel())));
+  }
+  return worst;
+}
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_mpirun()) GTEST_SKIP() << "mpirun not found (scripts/setup.sh installs openmpi-bin)";
+  }
+};
+
+TEST_F(DataParallel, EachStrategyMatchesOneProcessWithTheWholeBatch) {
+  const std::string dir = testing::temp_dir("dp_equiv");
+  const std::string lathe = LATHE_BINARY;
+  Shell one = sh("OMP_WAIT_POLICY=PASSIVE " + lathe + common_args("train.batch_size=4 output.dir=" + dir + "/one"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const std::vector<double> want = losses(dir + "/one");
+  ASSERT_EQ(want.size(), 10u);
+  for (const char* strategy : {"no_shard", "zero1", "shard_grad_op"}) {
+    const std::string out = dir + "/" + strategy;
+    Shell r = sh(mpirun(4) + lathe +
+                 common_args(std::string("train.batch_size=1 dist.strategy=") + strategy +
+                             " output.dir=" + out));
+    ASSERT_EQ(r.status, 0) << strategy << "\n" << r.output;
+    const std::vector<double> got = losses(out);
+    ASSERT_EQ(got.size(), want.size()) << strategy;
+    const double loss_err = max_rel(got, want);
+    const double w_err = weights_rel(out + "/final", dir + "/one/final");
+    EXPECT_LT(loss_err, 1e-5) << strategy;
+    EXPECT_LT(w_err, 1e-5) << strategy;
+    std::printf("[ reached  ] %s, 4 processes x micro-batch 1 vs 1 x 4: losses %.1e, final weights %.1e\n",
+                strategy, loss_err, w_err);
+  }
+}
+
+TEST_F(DataParallel, FourProcessCheckpointResumesOnTwo) {
+  const std::string dir = testing::temp_dir("dp_elastic");
+  const std::string lathe = LATHE_BINARY;
+  const std::string args = "train.batch_size=1 dist.strategy=shard_grad_op output.save_every=5 ";
+  Shell full = sh(mpirun(4) + lathe + common_args(args + "output.dir=" + dir + "/full"));
+  ASSERT_EQ(full.status, 0) << full.output;
+  // The same run stopped after step 5: its step-5 checkpoint, without the later one.
+  fs::copy(dir + "/full", dir + "/split", fs::copy_options::recursive);
+  fs::remove_all(dir + "/split/checkpoints/step_00000010");
+  ASSERT_TRUE(fs::exists(dir + "/split/checkpoints/step_00000005"));
+  // Continue with 2 processes of micro-batch 2 (the same 4 rows per micro-step).
+  Shell second = sh(mpirun(2) + lathe +
+                    common_args("train.batch_size=2 dist.strategy=shard_grad_op output.save_every=5 "
+                                "train.resume=true output.dir=" + dir + "/split"));
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find("resumed from"), std::string::npos) << second.output;
+  const std::vector<double> a = losses(dir + "/full"), b = losses(dir + "/split");
+  ASSERT_EQ(b.size(), 15u);
+  const std::vector<double> tail_a(a.end() - 5, a.end()), tail_b(b.end() - 5, b.end());
+  const double err = max_rel(tail_b, tail_a);
+  EXPECT_LT(err, 1e-5);
+  std::printf("[ reached  ] resume 4 -> 2 processes: losses of steps 6-10 rel error %.1e\n", err);
+}
+
+TEST_F(DataParallel, LoraAdaptersTrainTheSameOnFourProcesses) {
+  const std::string dir = testing::temp_dir("dp_lora");
+  const std::string lathe = LATHE_BINARY;
+  const std::string lora = "peft.method=lora peft.r=4 peft.alpha=8 peft.dropout=0 "
+                           "peft.target_modules=all-linear train.lr=1e-2 ";
+  Shell one = sh("OMP_WAIT_POLICY=PASSIVE " + lathe + common_args(lora + "train.batch_size=4 output.dir=" + dir + "/one"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  Shell four = sh(mpirun(4) + lathe + common_args(lora + "train.batch_size=1 dist.strategy=shard_grad_op "
+                                                         "output.dir=" + dir + "/four"));
+  ASSERT_EQ(four.status, 0) << four.output;
+  const double err = max_rel(losses(dir + "/four"), losses(dir + "/one"));
+  EXPECT_LT(err, 1e-5);
+  std::printf("[ reached  ] LoRA, shard_grad_op, 4 x 1 vs 1 x 4: losses %.1e\n", err);
+}
+
+TEST_F(DataParallel, AKilledProcessEndsTheJobNamingIt) {
+  const std::string dir = testing::temp_dir("dp_kill");
+  const std::string lathe = LATHE_BINARY;
+  // A long run; process 1 is killed with SIGKILL shortly after start.
+  const std::string cmd = mpirun(2) + lathe +
+                          common_args("train.batch_size=1 train.max_steps=100000 dist.timeout=10 "
+                                      "output.dir=" + dir + "/run") +
+                          " > " + dir + "/log 2>&1 & echo $!";
+  Shell started = sh(cmd);
+  ASSERT_EQ(started.status, 0);
+  const std::string mpirun_pid = started.output.substr(0, started.output.find('\n'));
+  // Wait until training runs, then kill rank 1 (its parent is this mpirun).
+  for (int i = 0; i < 100 && !fs::exists(dir + "/run/metrics.jsonl"); ++i) usleep(100000);
+  usleep(500000);
+  const auto t0 = std::chrono::steady_clock::now();
+  Shell kill = sh("pkill -9 -P " + mpirun_pid + " -n -f 'lathe train'");
+  (void)kill;
+  int waited = 0;
+  while (sh("kill -0 " + mpirun_pid).status == 0 && waited < 300) usleep(100000), ++waited;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::ifstream f(dir + "/log");
+  const std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_LT(seconds, 15.0) << log;
+  EXPECT_NE(log.find("rank"), std::string::npos) << log;
+  std::printf("[ reached  ] job ended %.1fs after a process was killed\n", seconds);
+}
+
+}  // namespace
+}  // namespace lathe

@@ -1,0 +1,334 @@
+// Cluster job files (lathe job slurm|k8s|ray): the sbatch script passes `bash -n` and
+// carries the right #SBATCH and srun lines; the Kubernetes manifest parses as a ConfigMap
+// and a Kubeflow MPIJob with the schema's fields, its config equal to the input; the Ray
+// entrypoint compiles with Python.
+#include "dist/job_files.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <yaml-cpp/yaml.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "model/golden.h"
+#include "train/config.h"
+
+namespace fs = std::filesystem;
+
+namespace lathe {
+namespace {
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+Result sh(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+bool has_line(const std::string& text, const std::string& line) {
+  std::istringstream in(text);
+  std::string l;
+  while (std::getline(in, l))
+    if (l == line) return true;
+  return false;
+}
+
+// The quickstart config with overrides, including a string that needs quoting everywhere.
+Config test_config() {
+  return load_config(
+      std::string(LATHE_SOURCE_DIR) + "/configs/quickstart.yaml",
+      {"train.lr=3e-5", "dist.strategy=full_shard", "output.dir=/shared/runs/a b",
+       "data.prompt_template=\"Q: \\\"{question}\\\" it's\\nA: \"", "train.max_steps=7"});
+}
+
+JobSpec test_spec(int64_t nodes, int64_t gpus) {
+  JobSpec spec;
+  spec.name = "llama-ft";
+  spec.config_yaml = config_to_yaml(test_config());
+  spec.nodes = nodes;
+  spec.gpus_per_node = gpus;
+  spec.procs_per_node = gpus > 0 ? 1 : 4;
+  spec.cpus_per_task = 6;
+  spec.image = "registry.example.com/lathe:0.1";
+  spec.output_dir = "/shared/runs/a b";
+  return spec;
+}
+
+// The config a job file embeds must load back to the same resolved config.
+void expect_same_config(const std::string& embedded, const std::string& name) {
+  const std::string path = testing::temp_dir("job_config_" + name) + "/config.yaml";
+  write_file(path, embedded);
+  EXPECT_EQ(config_to_yaml(load_config(path, {})), config_to_yaml(test_config()));
+}
+
+// ------------------------------------------------------------------------------ Slurm
+
+TEST(JobSlurm, ScriptIsValidBashWithTheRightLines) {
+  const JobSpec spec = test_spec(4, 8);
+  const std::string script = slurm_script(spec);
+  const std::string dir = testing::temp_dir("job_slurm");
+  write_file(dir + "/job.sbatch", script);
+  const Result syntax = sh("bash -n " + dir + "/job.sbatch");
+  EXPECT_EQ(syntax.status, 0) << syntax.output;
+
+  EXPECT_EQ(script.rfind("#!/bin/bash\n", 0), 0u);
+  for (const char* line :
+       {"#SBATCH --job-name=llama-ft", "#SBATCH --nodes=4", "#SBATCH --ntasks-per-node=8",
+        "#SBATCH --gpus-per-node=8", "#SBATCH --cpus-per-task=6", "#SBATCH --time=24:00:00",
+        "#SBATCH --output=%x-%j.out", "#SBATCH --signal=B:TERM@120", "#SBATCH --requeue"})
+    EXPECT_TRUE(has_line(script, line)) << line << " not in:\n" << script;
+  EXPECT_TRUE(has(script, "export OMP_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-6}\""));
+  EXPECT_TRUE(has(script,
+                  "srun --mpi=pmix --kill-on-bad-exit=1 lathe train \"$CONFIG\" "
+                  "train.resume=true &"))
+      << script;
+  EXPECT_TRUE(has(script, "scontrol requeue"));
+  EXPECT_TRUE(has(script, "saves a checkpoint"));
+  // Every #SBATCH line comes before the first command, or sbatch ignores it.
+  const size_t first_command = script.find("\nset -euo pipefail");
+  EXPECT_LT(script.rfind("#SBATCH"), first_command);
+}
+
+TEST(JobSlurm, HeredocWritesTheResolvedConfig) {
+  const JobSpec spec = test_spec(2, 0);
+  const std::string script = slurm_script(spec);
+  EXPECT_TRUE(has_line(script, "#SBATCH --ntasks-per-node=4"));
+  EXPECT_FALSE(has(script, "--gpus-per-node"));
+  // Run only the part that writes the config (up to the srun line) with a fake job
+  // environment, then load what it wrote.
+  const std::string dir = testing::temp_dir("job_slurm_heredoc");
+  const std::string prefix = script.substr(0, script.find("\nrequeue=0"));
+  write_file(dir + "/prefix.sh", prefix + "\necho \"$CONFIG\"\n");
+  const Result r =
+      sh("cd " + dir + " && SLURM_SUBMIT_DIR=" + dir + " SLURM_JOB_ID=42 bash prefix.sh");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, dir + "/llama-ft-42.yaml\n");
+  expect_same_config(read_file(dir + "/llama-ft-42.yaml"), "slurm");
+}
+
+TEST(JobSlurm, ReferencedConfigPassesOverridesOnTheCommandLine) {
+  JobSpec spec = test_spec(1, 0);
+  spec.config_yaml.clear();
+  spec.config_path = "/shared/configs/my run.yaml";
+  spec.overrides = {"train.lr=1e-5", "output.dir=/shared/it's"};
+  spec.partition = "gpu";
+  const std::string script = slurm_script(spec);
+  EXPECT_FALSE(has(script, "LATHE_CONFIG_EOF"));
+  EXPECT_TRUE(has_line(script, "CONFIG='/shared/configs/my run.yaml'")) << script;
+  EXPECT_TRUE(has_line(script, "#SBATCH --partition=gpu"));
+  EXPECT_TRUE(has(script,
+                  "lathe train \"$CONFIG\" train.lr=1e-5 'output.dir=/shared/it'\\''s' "
+                  "train.resume=true"))
+      << script;
+  const std::string dir = testing::temp_dir("job_slurm_ref");
+  write_file(dir + "/job.sbatch", script);
+  EXPECT_EQ(sh("bash -n " + dir + "/job.sbatch").status, 0);
+}
+
+TEST(JobSlurm, RunsUnderALocalSlurm) {
+  if (sh("command -v sbatch && command -v slurmctld").status != 0)
+    GTEST_SKIP() << "no local Slurm (sbatch, slurmctld not installed): the script is checked "
+                    "with bash -n only";
+  // A cluster is there: the script must at least be accepted by sbatch's parser.
+  const std::string dir = testing::temp_dir("job_slurm_run");
+  write_file(dir + "/job.sbatch", slurm_script(test_spec(1, 0)));
+  const Result r = sh("sbatch --test-only " + dir + "/job.sbatch");
+  EXPECT_EQ(r.status, 0) << r.output;
+}
+
+TEST(JobSpecCheck, BadSpecsAreErrors) {
+  JobSpec spec = test_spec(1, 0);
+  spec.name = "My_Job";
+  EXPECT_THROW(slurm_script(spec), Error);
+  try {
+    slurm_script(spec);
+  } catch (const Error& e) {
+    EXPECT_TRUE(has(e.what(), "my-job")) << e.what();
+  }
+  spec = test_spec(0, 0);
+  EXPECT_THROW(slurm_script(spec), Error);
+  spec = test_spec(1, 0);
+  spec.config_path = "/x.yaml";  // and an embedded config
+  EXPECT_THROW(ray_script(spec), Error);
+  spec = test_spec(1, 0);
+  spec.image.clear();
+  EXPECT_THROW(k8s_manifest(spec), Error);
+  EXPECT_EQ(job_name_from("My Run_1.yaml"), "my-run-1-yaml");
+  EXPECT_EQ(job_name_from("__"), "lathe");
+  EXPECT_EQ(job_name_from(std::string(100, 'a')).size(), 40u);
+}
+
+// ------------------------------------------------------------------------------ Kubernetes
+
+TEST(JobK8s, ManifestIsAConfigMapAndAnMpiJob) {
+  const JobSpec spec = test_spec(3, 8);
+  const std::string manifest = k8s_manifest(spec);
+  const std::vector<YAML::Node> docs = YAML::LoadAll(manifest);
+  ASSERT_EQ(docs.size(), 2u) << manifest;
+
+  const YAML::Node& cm = docs[0];
+  EXPECT_EQ(cm["apiVersion"].as<std::string>(), "v1");
+  EXPECT_EQ(cm["kind"].as<std::string>(), "ConfigMap");
+  EXPECT_EQ(cm["metadata"]["name"].as<std::string>(), "llama-ft-config");
+  expect_same_config(cm["data"]["config.yaml"].as<std::string>(), "k8s");
+
+  const YAML::Node& job = docs[1];
+  EXPECT_EQ(job["apiVersion"].as<std::string>(), "kubeflow.org/v2beta1");
+  EXPECT_EQ(job["kind"].as<std::string>(), "MPIJob");
+  EXPECT_EQ(job["metadata"]["name"].as<std::string>(), "llama-ft");
+  const YAML::Node s = job["spec"];
+  EXPECT_EQ(s["slotsPerWorker"].as<int>(), 8);
+  EXPECT_EQ(s["runPolicy"]["cleanPodPolicy"].as<std::string>(), "Running");
+  EXPECT_EQ(s["mpiImplementation"].as<std::string>(), "OpenMPI");
+
+  const YAML::Node launcher = s["mpiReplicaSpecs"]["Launcher"];
+  EXPECT_EQ(launcher["replicas"].as<int>(), 1);
+  const YAML::Node lc = launcher["template"]["spec"]["containers"][0];
+  EXPECT_EQ(lc["image"].as<std::string>(), "registry.example.com/lathe:0.1");
+  const auto command = lc["command"].as<std::vector<std::string>>();
+  const std::vector<std::string> expected = {"mpirun",
+                                             "--allow-run-as-root",
+                                             "-np",
+                                             "24",
+                                             "--bind-to",
+                                             "none",
+                                             "-x",
+                                             "OMP_NUM_THREADS=6",
+                                             "lathe",
+                                             "train",
+                                             "/etc/lathe/config.yaml",
+                                             "train.resume=true"};
+  EXPECT_EQ(command, expected);
+
+  const YAML::Node worker = s["mpiReplicaSpecs"]["Worker"];
+  EXPECT_EQ(worker["replicas"].as<int>(), 3);
+  const YAML::Node wspec = worker["template"]["spec"];
+  const YAML::Node wc = wspec["containers"][0];
+  EXPECT_EQ(wc["image"].as<std::string>(), "registry.example.com/lathe:0.1");
+  EXPECT_EQ(wc["command"][0].as<std::string>(), "/usr/sbin/sshd");
+  EXPECT_EQ(wc["resources"]["limits"]["nvidia.com/gpu"].as<int>(), 8);
+  EXPECT_EQ(wc["resources"]["requests"]["cpu"].as<int>(), 48);
+  // The ConfigMap is mounted where the command reads it.
+  bool mounted = false;
+  for (const YAML::Node& m : wc["volumeMounts"])
+    if (m["name"].as<std::string>() == "config")
+      mounted = m["mountPath"].as<std::string>() == "/etc/lathe";
+  EXPECT_TRUE(mounted);
+  bool volume = false;
+  for (const YAML::Node& v : wspec["volumes"])
+    if (v["name"].as<std::string>() == "config")
+      volume = v["configMap"]["name"].as<std::string>() == "llama-ft-config";
+  EXPECT_TRUE(volume);
+}
+
+TEST(JobK8s, CpuJobHasNoGpuLimits) {
+  const JobSpec spec = test_spec(2, 0);
+  const std::vector<YAML::Node> docs = YAML::LoadAll(k8s_manifest(spec));
+  ASSERT_EQ(docs.size(), 2u);
+  const YAML::Node s = docs[1]["spec"];
+  EXPECT_EQ(s["slotsPerWorker"].as<int>(), 4);
+  EXPECT_EQ(s["mpiReplicaSpecs"]["Worker"]["replicas"].as<int>(), 2);
+  const YAML::Node wc = s["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0];
+  EXPECT_FALSE(wc["resources"]["limits"]);
+  const auto command =
+      s["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"]
+          .as<std::vector<std::string>>();
+  EXPECT_EQ(command[3], "8");
+}
+
+TEST(JobK8s, ReferencedConfigHasNoConfigMap) {
+  JobSpec spec = test_spec(1, 1);
+  spec.config_yaml.clear();
+  spec.config_path = "/data/my.yaml";
+  spec.overrides = {"train.lr=2e-5"};
+  const std::vector<YAML::Node> docs = YAML::LoadAll(k8s_manifest(spec));
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_EQ(docs[0]["kind"].as<std::string>(), "MPIJob");
+  const auto command =
+      docs[0]["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"]
+          .as<std::vector<std::string>>();
+  const std::vector<std::string> tail(command.end() - 4, command.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{"train", "/data/my.yaml", "train.lr=2e-5",
+                                            "train.resume=true"}));
+}
+
+// ------------------------------------------------------------------------------ Ray
+
+TEST(JobRay, EntrypointCompilesAndPlacesOneBundlePerNode) {
+  const JobSpec spec = test_spec(4, 8);
+  const std::string script = ray_script(spec);
+  const std::string dir = testing::temp_dir("job_ray");
+  write_file(dir + "/lathe_ray_job.py", script);
+  const Result r = sh("/usr/bin/python3 -m py_compile " + dir + "/lathe_ray_job.py");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(has(script, "import ray\n"));
+  EXPECT_TRUE(has(script,
+                  "placement_group([dict(bundle) for _ in range(NODES)], "
+                  "strategy=\"STRICT_SPREAD\""))
+      << script;
+  EXPECT_TRUE(has_line(script, "NODES = 4"));
+  EXPECT_TRUE(has_line(script, "PROCS_PER_NODE = 8"));
+  EXPECT_TRUE(has_line(script, "GPUS_PER_NODE = 8"));
+  EXPECT_TRUE(has(script, "bundle[\"GPU\"] = GPUS_PER_NODE"));
+  EXPECT_TRUE(has(script, "PlacementGroupSchedulingStrategy("));
+  EXPECT_TRUE(has(script, "ray.util.get_node_ip_address()"));
+  EXPECT_TRUE(has(script,
+                  "cmd = [\"mpirun\", \"-np\", str(NODES * PROCS_PER_NODE), "
+                  "\"--hostfile\", hostfile,"))
+      << script;
+  EXPECT_TRUE(has(script, "slots={PROCS_PER_NODE}"));
+  EXPECT_TRUE(has_line(script,
+                       "TRAIN_COMMAND = [\"lathe\", \"train\", "
+                       "\"/tmp/lathe-llama-ft/config.yaml\", \"train.resume=true\"]"))
+      << script;
+  EXPECT_TRUE(has(script, "ray job submit --working-dir . -- python lathe_ray_job.py"));
+}
+
+TEST(JobRay, EmbeddedConfigIsTheResolvedConfig) {
+  const std::string script = ray_script(test_spec(2, 0));
+  const std::string dir = testing::temp_dir("job_ray_config");
+  // Python evaluates the literal exactly as the script would and writes it out.
+  const size_t begin = script.find("CONFIG_YAML = (");
+  const size_t end = script.find("\n)\n", begin);
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(end, std::string::npos);
+  write_file(dir + "/extract.py", script.substr(begin, end + 3 - begin) + "open('" + dir +
+                                      "/config.yaml', 'w').write(CONFIG_YAML)\n");
+  const Result r = sh("/usr/bin/python3 " + dir + "/extract.py");
+  ASSERT_EQ(r.status, 0) << r.output;
+  expect_same_config(read_file(dir + "/config.yaml"), "ray");
+}
+
+}  // namespace
+}  // namespace lathe
