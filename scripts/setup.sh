@@ -7,12 +7,13 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev            # oneDNN: CPU matrix products
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libopenmpi-dev openmpi-bin   # processes and machines: data-parallel training over MPI
+  libopenmpi-dev openmpi-bin iproute2   # processes and machines: data-parallel training over MPI
   libgtest-dev           # unit tests
   python3 python3-torch python3-numpy   # the independent PyTorch reference and the bench peer
   python3-sentencepiece python3-regex python3-nltk  # independent tokenizer and metric references for the tests
   libopenblas0-pthread   # an optimized BLAS for the PyTorch peer (Debian's torch uses libblas.so.3)
   clang-format
+  time                   # per-process peak RSS in bench/dist_bench.sh
 )
 
 missing=()

@@ -83,48 +83,57 @@ class MpiCommunicator final : public Communicator {
   int size() const override { return size_; }
   std::string name() const override { return "MPI"; }
 
+  CommStats stats() const override { return stats_; }
+
   void allreduce_sum(float* data, size_t n) override {
-    Guard g(*this, "allreduce");
+    Guard g(*this, "allreduce", 2.0 * ring_share() * double(n * sizeof(float)));
     for (size_t off = 0; off < n; off += kChunk)
       check(MPI_Allreduce(MPI_IN_PLACE, data + off, int(std::min(kChunk, n - off)), MPI_FLOAT,
                           MPI_SUM, MPI_COMM_WORLD), "allreduce");
   }
   void allreduce_sum(double* data, size_t n) override {
-    Guard g(*this, "allreduce");
+    Guard g(*this, "allreduce", 2.0 * ring_share() * double(n * sizeof(double)));
     check(MPI_Allreduce(MPI_IN_PLACE, data, int(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
   }
   void reduce_scatter_sum(const float* in, float* out,
                           const std::vector<std::pair<size_t, size_t>>& r) override {
-    Guard g(*this, "reduce-scatter");
     Counts c(r);
+    Guard g(*this, "reduce-scatter", ring_share() * double(total(r) * sizeof(float)));
     check(MPI_Reduce_scatter(in, out, c.counts.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
           "reduce-scatter");
   }
   void allgather(float* data, const std::vector<std::pair<size_t, size_t>>& r) override {
-    Guard g(*this, "allgather");
     Counts c(r);
+    Guard g(*this, "allgather", ring_share() * double(total(r) * sizeof(float)));
     check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, c.counts.data(), c.displs.data(),
                          MPI_FLOAT, MPI_COMM_WORLD), "allgather");
   }
   void gather_to(const float* in, float* out, int root,
                  const std::vector<std::pair<size_t, size_t>>& r) override {
-    Guard g(*this, "gather");
     Counts c(r);
+    Guard g(*this, "gather", double(r[size_t(rank_)].second * sizeof(float)));
     const auto& mine = r[size_t(rank_)];
     check(MPI_Gatherv(in + mine.first, int(mine.second), MPI_FLOAT, out, c.counts.data(),
                       c.displs.data(), MPI_FLOAT, root, MPI_COMM_WORLD), "gather");
   }
   void broadcast(void* data, size_t bytes, int root) override {
-    Guard g(*this, "broadcast");
+    Guard g(*this, "broadcast", double(bytes));
     check(MPI_Bcast(data, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
   }
   void barrier() override {
-    Guard g(*this, "barrier");
+    Guard g(*this, "barrier", 0);
     check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
   }
 
  private:
   static constexpr size_t kChunk = size_t(1) << 30;
+
+  double ring_share() const { return double(size_ - 1) / double(size_); }
+  static size_t total(const std::vector<std::pair<size_t, size_t>>& r) {
+    size_t n = 0;
+    for (const auto& x : r) n += x.second;
+    return n;
+  }
 
   void check(int rc, const char* what) {
     if (rc == MPI_SUCCESS) return;
@@ -137,7 +146,9 @@ class MpiCommunicator final : public Communicator {
   // Marks a collective in flight so the watchdog can end a job whose peers never arrive.
   struct Guard {
     MpiCommunicator& c;
-    Guard(MpiCommunicator& comm, const char* what) : c(comm) {
+    Guard(MpiCommunicator& comm, const char* what, double bytes) : c(comm) {
+      c.stats_.bytes += bytes;
+      c.stats_.calls++;
       std::lock_guard<std::mutex> lock(c.mu_);
       c.op_ = what;
       c.started_ = std::chrono::steady_clock::now();
@@ -148,6 +159,8 @@ class MpiCommunicator final : public Communicator {
     ~Guard() {
       std::lock_guard<std::mutex> lock(c.mu_);
       c.in_flight_ = false;
+      c.stats_.seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - c.started_).count();
     }
   };
 
@@ -176,6 +189,7 @@ class MpiCommunicator final : public Communicator {
   const char* op_ = "";
   uint64_t seq_ = 0;
   std::chrono::steady_clock::time_point started_;
+  CommStats stats_;
   std::thread watchdog_;
 };
 

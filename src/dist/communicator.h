@@ -10,6 +10,14 @@
 
 namespace lathe {
 
+// Traffic of this process so far: bytes it sends under the standard algorithms (ring
+// all-reduce 2(N-1)/N·B, reduce-scatter and all-gather (N-1)/N·B each), and the seconds
+// spent inside collectives (waiting for the others included).
+struct CommStats {
+  double bytes = 0, seconds = 0;
+  int64_t calls = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -31,6 +39,7 @@ class Communicator {
                          const std::vector<std::pair<size_t, size_t>>& ranges) = 0;
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual void barrier() = 0;
+  virtual CommStats stats() const { return {}; }
 };
 
 // Where this process sits in the job, from its launcher's environment: OpenMPI

@@ -309,12 +309,13 @@ Recommendation recommend_strategy(const LlamaConfig& c, const PlanInput& base, d
     ShardStrategy s;
     bool ckpt, offload;
   };
-  std::vector<Step> ladder = {{ShardStrategy::NoShard, base.activation_checkpointing, false},
-                              {ShardStrategy::Zero1, base.activation_checkpointing, false},
-                              {ShardStrategy::Zero2, base.activation_checkpointing, false},
-                              {ShardStrategy::FullShard, base.activation_checkpointing, false}};
-  if (!base.activation_checkpointing) ladder.push_back({ShardStrategy::FullShard, true, false});
-  ladder.push_back({ShardStrategy::FullShard, true, true});
+  // Phases: as configured, then with activation checkpointing, then also offloading the
+  // optimizer state; within each, the least-sharded strategy first.
+  std::vector<std::pair<bool, bool>> phases = {{base.activation_checkpointing, false}};
+  if (!base.activation_checkpointing) phases.push_back({true, false});
+  phases.push_back({true, true});
+  const ShardStrategy order[] = {ShardStrategy::NoShard, ShardStrategy::Zero1, ShardStrategy::Zero2,
+                                 ShardStrategy::FullShard};
 
   auto plan_for = [&](const Step& st, int64_t world) {
     PlanInput in = base;
@@ -330,28 +331,32 @@ Recommendation recommend_strategy(const LlamaConfig& c, const PlanInput& base, d
 
   Recommendation r;
   std::string tried;
-  for (const Step& st : ladder) {
-    const MemoryPlan p = plan_for(st, base.world_size);
-    r.plan = p;
-    if (fits(p)) {
-      r.fits = true;
-      r.reason = tried + setting_name(p) + " fits: " + format_bytes(p.device_total()) + " of " +
-                 format_bytes(gpu_bytes) + " per process (" +
-                 format_bytes(gpu_bytes - p.device_total()) + " to spare)";
-      if (st.offload)
-        r.reason += "; the optimizer state takes " + format_bytes(p.host_per_node) +
-                    " of host memory on the first node";
-      if (!tried.empty() && base.world_size == 1)
-        r.reason += "; with one process sharding divides nothing";
-      r.reason += ".";
-      return r;
+  for (const auto& [ckpt, offload] : phases) {
+    double listed = -1;  // a strategy that saves nothing over the last one is not listed
+    for (ShardStrategy s : order) {
+      const Step st{s, ckpt, offload};
+      const MemoryPlan p = plan_for(st, base.world_size);
+      r.plan = p;
+      if (fits(p)) {
+        r.fits = true;
+        r.reason = tried + setting_name(p) + " fits: " + format_bytes(p.device_total()) + " of " +
+                   format_bytes(gpu_bytes) + " per process (" +
+                   format_bytes(gpu_bytes - p.device_total()) + " to spare)";
+        if (offload)
+          r.reason += "; the optimizer state takes " + format_bytes(p.host_per_node) +
+                      " of host memory on the first node";
+        r.reason += ".";
+        return r;
+      }
+      if (p.device_total() == listed) continue;
+      listed = p.device_total();
+      const bool host_short = p.device_total() <= gpu_bytes;
+      tried += setting_name(p) + " needs " +
+               (host_short ? format_bytes(p.host_per_node) + " of host memory per node > " +
+                                 format_bytes(host_bytes)
+                           : format_bytes(p.device_total()) + " > " + format_bytes(gpu_bytes)) +
+               "; ";
     }
-    const bool host_short = p.device_total() <= gpu_bytes;
-    tried += setting_name(p) + " needs " +
-             (host_short ? format_bytes(p.host_per_node) + " of host memory per node > " +
-                               format_bytes(host_bytes)
-                         : format_bytes(p.device_total()) + " > " + format_bytes(gpu_bytes)) +
-             "; ";
   }
   // Nothing fits: what would.
   const MemoryPlan& last = r.plan;
@@ -496,7 +501,11 @@ std::string plan_report(const LlamaConfig& c, const MemoryPlan& p, const Recomme
   }
   o += "\nRecommendation: ";
   o += rec.fits ? setting_name(rec.plan) : std::string("none fits");
-  o += "\n  " + rec.reason + "\n";
+  // One tried setting per line.
+  std::string reason = rec.reason;
+  for (size_t at = 0; (at = reason.find("; ", at)) != std::string::npos; at += 4)
+    reason.replace(at, 2, ";\n  ");
+  o += "\n  " + reason + "\n";
   return o;
 }
 

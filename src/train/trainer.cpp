@@ -210,6 +210,7 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
 
 StepMetrics Trainer::step() {
   const auto t0 = Clock::now();
+  const CommStats comm0 = comm_->stats();
   const int64_t A = cfg_.train.grad_accum;
   std::vector<Batch> micro;
   int64_t targets = 0, tokens = 0;
@@ -246,6 +247,8 @@ StepMetrics Trainer::step() {
   m.tokens = tokens;
   m.targets = targets;
   m.step_time_s = seconds_since(t0);
+  m.comm_bytes = comm_->stats().bytes - comm0.bytes;
+  m.comm_s = comm_->stats().seconds - comm0.seconds;
   m.tokens_per_s = double(tokens) / m.step_time_s;
   const double flops = train_flops_per_token(model_->config(), cfg_.data.seq_len) * double(tokens);
   m.mfu = peak_gflops_ > 0 ? flops / m.step_time_s / (peak_gflops_ * 1e9) : 0.0;
@@ -414,6 +417,7 @@ void Trainer::run() {
                         {"lr", m.lr},              {"grad_norm", m.grad_norm},
                         {"tokens", m.tokens},      {"tokens_per_s", m.tokens_per_s},
                         {"step_time_s", m.step_time_s}, {"mfu", m.mfu}};
+    if (comm_->size() > 1) j["comm_bytes"] = m.comm_bytes, j["comm_s"] = m.comm_s;
     metrics << j.dump() << "\n";
     metrics.flush();
     // A stop request (SIGTERM) reaching any process stops all of them after the same step.

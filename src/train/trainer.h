@@ -30,6 +30,7 @@ struct StepMetrics {
   double loss = 0, lr = 0, grad_norm = 0;
   int64_t tokens = 0, targets = 0;
   double step_time_s = 0, tokens_per_s = 0, mfu = 0;
+  double comm_bytes = 0, comm_s = 0;  // this process's collective traffic and time in the step
 };
 
 // Whether eval.metrics includes a metric computed on generated text.

@@ -138,6 +138,35 @@ TEST_F(DataParallel, FourProcessCheckpointResumesOnTwo) {
   std::printf("[ reached  ] resume 4 -> 2 processes: losses of steps 6-10 rel error %.1e\n", err);
 }
 
+TEST_F(DataParallel, ASaveCutShortLeavesThePreviousCheckpointToResumeFrom) {
+  const std::string dir = testing::temp_dir("dp_cut_save");
+  const std::string lathe = LATHE_BINARY;
+  const std::string args = "train.batch_size=1 dist.strategy=zero1 output.save_every=5 ";
+  Shell full = sh(mpirun(2) + lathe + common_args(args + "output.dir=" + dir + "/full"));
+  ASSERT_EQ(full.status, 0) << full.output;
+  // What a process killed while writing step 10 leaves behind: the step-5 checkpoint and a
+  // half-written step_00000010.tmp (its state file cut off mid-tensor).
+  fs::copy(dir + "/full", dir + "/cut", fs::copy_options::recursive);
+  fs::remove_all(dir + "/cut/checkpoints/step_00000010");
+  fs::remove_all(dir + "/cut/final");
+  fs::create_directories(dir + "/cut/checkpoints/step_00000010.tmp");
+  {
+    std::ifstream src(dir + "/full/checkpoints/step_00000010/state.safetensors", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(src)), std::istreambuf_iterator<char>());
+    std::ofstream(dir + "/cut/checkpoints/step_00000010.tmp/state.safetensors", std::ios::binary)
+        << bytes.substr(0, bytes.size() / 3);
+  }
+  Shell resumed = sh(mpirun(2) + lathe + common_args(args + "train.resume=true output.dir=" + dir + "/cut"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("step_00000005"), std::string::npos) << resumed.output;
+  const std::vector<double> a = losses(dir + "/full"), b = losses(dir + "/cut");
+  ASSERT_EQ(b.size(), 15u);
+  const double err = max_rel(std::vector<double>(b.end() - 5, b.end()), std::vector<double>(a.end() - 5, a.end()));
+  EXPECT_LT(err, 1e-5);
+  EXPECT_LT(weights_rel(dir + "/cut/final", dir + "/full/final"), 1e-5);
+  std::printf("[ reached  ] resume past a cut-off save: losses of steps 6-10 rel error %.1e\n", err);
+}
+
 TEST_F(DataParallel, LoraAdaptersTrainTheSameOnFourProcesses) {
   const std::string dir = testing::temp_dir("dp_lora");
   const std::string lathe = LATHE_BINARY;

@@ -330,5 +330,38 @@ TEST(JobRay, EmbeddedConfigIsTheResolvedConfig) {
   expect_same_config(read_file(dir + "/config.yaml"), "ray");
 }
 
+// ------------------------------------------------------------------------------ lathe job
+
+TEST(JobCli, WritesTheJobFileWithOverridesApplied) {
+  const std::string dir = testing::temp_dir("job_cli");
+  const std::string bin = std::string(LATHE_BINARY);
+  const std::string config = std::string(LATHE_SOURCE_DIR) + "/configs/quickstart.yaml";
+  Result r = sh(bin + " job slurm " + config + " train.lr=1e-5 --nodes 2 --procs-per-node 3 -o " +
+                dir + "/job.sbatch");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(has(r.output, "submit: sbatch " + dir + "/job.sbatch")) << r.output;
+  const std::string script = read_file(dir + "/job.sbatch");
+  EXPECT_TRUE(has_line(script, "#SBATCH --job-name=quickstart"));  // from output.dir
+  EXPECT_TRUE(has_line(script, "#SBATCH --ntasks-per-node=3"));
+  EXPECT_TRUE(has(script, "lr: 1e-05")) << script;
+
+  r = sh(bin + " job k8s " + config + " --gpus-per-node 4 --image img:1 --name ft-1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(YAML::LoadAll(r.output)[1]["spec"]["slotsPerWorker"].as<int>(), 4);
+
+  // Overrides are checked now, not on the cluster.
+  r = sh(bin + " job ray " + config + " train.lrr=1e-5");
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(has(r.output, "train.lrr")) << r.output;
+  r = sh(bin + " job k8s " + config);
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(has(r.output, "--image is required")) << r.output;
+  r = sh(bin + " job slurm " + config + " --gpus-per-node 2 --procs-per-node 2");
+  EXPECT_NE(r.status, 0);
+  r = sh(bin + " job slurm " + config + " --name Bad_Name");
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(has(r.output, "bad-name")) << r.output;
+}
+
 }  // namespace
 }  // namespace lathe

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Data parallel on one machine: for 1, 2 and 4 processes and each strategy, the 56M model
+# (micro-batch 1 × 256 per process, fp32): tokens/s, bytes each process sends per step
+# next to the theory (ring all-reduce of the fp32 gradient: 2(N-1)/N · 4Ψ; reduce-scatter
+# + all-gather: the same), the share of the step spent inside collectives, and each
+# process's peak RSS next to `lathe plan`'s prediction.
+#   bash bench/dist_bench.sh [steps=3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=${1:-3}
+out=${BENCH_OUT:-build/bench/dist}
+mkdir -p "$out"
+lathe=./build/lathe
+[ -x "$lathe" ] || bash scripts/build.sh >/dev/null
+model=configs/bench/llama-56m.json
+[ -d "$out/llama-56m" ] || $lathe bench --model-config $model --save-model "$out/llama-56m" --precision fp32 2>/dev/null
+/usr/bin/python3 - "$out" <<'PY'
+import json, random, sys
+random.seed(0)
+with open(sys.argv[1] + "/rows.jsonl", "w") as f:
+    for _ in range(64):
+        f.write(json.dumps({"input_ids": [random.randrange(32000) for _ in range(257)]}) + "\n")
+PY
+root=""; [ "$(id -u)" -eq 0 ] && root="--allow-run-as-root"
+args=(model.path="$out/llama-56m" data.train="$out/rows.jsonl" data.seq_len=256 data.shuffle=false
+      train.precision=fp32 train.batch_size=1 train.max_steps="$steps" train.threads=1 train.grad_clip=1.0)
+echo "| processes | strategy | tok/s (all) | bytes sent / process / step | theory | in collectives | peak RSS / process | plan |"
+echo "|---|---|---|---|---|---|---|---|"
+for np in 1 2 4; do
+  for strategy in no_shard zero1 shard_grad_op; do
+    [ "$np" -eq 1 ] && [ "$strategy" != no_shard ] && continue
+    run="$out/run_${np}_$strategy"
+    rm -rf "$run"
+    OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE mpirun $root --oversubscribe --bind-to none -np "$np" \
+      /usr/bin/time -f "rss_kb %M" $lathe train /dev/null "${args[@]}" dist.strategy=$strategy \
+      output.dir="$run" >"$run.log" 2>&1
+    plan=$($lathe plan /dev/null "${args[@]}" dist.strategy=$strategy --world-size "$np" --json 2>/dev/null \
+           | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(d.get('lathe_total_mb', d.get('total_mb', '')))" 2>/dev/null || echo "-")
+    /usr/bin/python3 - "$run" "$np" "$strategy" "$plan" <<'PY'
+import json, re, sys
+run, np_, strategy, plan = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rows = [json.loads(l) for l in open(run + "/metrics.jsonl") if '"loss"' in l][1:]  # first step warms up
+tok = sum(r["tokens"] for r in rows) / sum(r["step_time_s"] for r in rows)
+comm = sum(r.get("comm_bytes", 0) for r in rows) / len(rows)
+share = sum(r.get("comm_s", 0) for r in rows) / sum(r["step_time_s"] for r in rows)
+params = 55976448
+theory = 2 * (np_ - 1) / np_ * 4 * params
+rss = [int(x) / 1024 for x in re.findall(r"rss_kb (\d+)", open(run + ".log").read())]
+plan_s = f"{float(plan):.0f} MB" if plan not in ("", "-") else "-"
+print(f"| {np_} | {strategy} | {tok:.0f} | {comm/1e6:.1f} MB | {theory/1e6:.1f} MB | {100*share:.0f}% | "
+      f"{max(rss):.0f} MB | {plan_s} |")
+PY
+  done
+done
