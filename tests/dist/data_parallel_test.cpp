@@ -209,5 +209,31 @@ TEST_F(DataParallel, AKilledProcessEndsTheJobNamingIt) {
   std::printf("[ reached  ] job ended %.1fs after a process was killed\n", seconds);
 }
 
+TEST_F(DataParallel, AHungProcessEndsTheJobAfterTheTimeout) {
+  const std::string dir = testing::temp_dir("dp_hang");
+  const std::string lathe = LATHE_BINARY;
+  const std::string cmd = mpirun(2) + lathe +
+                          common_args("train.batch_size=1 train.max_steps=100000 dist.timeout=3 "
+                                      "output.dir=" + dir + "/run") +
+                          " > " + dir + "/log 2>&1 & echo $!";
+  Shell started = sh(cmd);
+  ASSERT_EQ(started.status, 0);
+  const std::string mpirun_pid = started.output.substr(0, started.output.find('\n'));
+  for (int i = 0; i < 100 && !fs::exists(dir + "/run/metrics.jsonl"); ++i) usleep(100000);
+  usleep(500000);
+  // SIGSTOP: the process is alive but never reaches the next collective.
+  const auto t0 = std::chrono::steady_clock::now();
+  sh("pkill -STOP -P " + mpirun_pid + " -n -f 'lathe train'");
+  int waited = 0;
+  while (sh("kill -0 " + mpirun_pid).status == 0 && waited < 300) usleep(100000), ++waited;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  sh("pkill -KILL -P " + mpirun_pid + " -f 'lathe train'");
+  std::ifstream f(dir + "/log");
+  const std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_LT(seconds, 3.0 + 5.0) << log;
+  EXPECT_NE(log.find("did not complete within dist.timeout=3s"), std::string::npos) << log;
+  std::printf("[ reached  ] a stopped process ended the job %.1fs later (dist.timeout=3)\n", seconds);
+}
+
 }  // namespace
 }  // namespace lathe
