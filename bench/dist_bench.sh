@@ -35,7 +35,7 @@ for np in 1 2 4; do
       /usr/bin/time -f "rss_kb %M" $lathe train /dev/null "${args[@]}" dist.strategy=$strategy \
       output.dir="$run" >"$run.log" 2>&1
     plan=$($lathe plan /dev/null "${args[@]}" dist.strategy=$strategy --world-size "$np" --json 2>/dev/null \
-           | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(d.get('lathe_total_mb', d.get('total_mb', '')))" 2>/dev/null || echo "-")
+           | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(d['lathe']['total'] / 1048576)" 2>/dev/null || echo "-")
     /usr/bin/python3 - "$run" "$np" "$strategy" "$plan" <<'PY'
 import json, re, sys
 run, np_, strategy, plan = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]

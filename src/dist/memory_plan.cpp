@@ -240,9 +240,10 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
     // One layer or the embedding / lm_head matrix in fp32 (what the kernels read), for its
     // parameters and its gradient.
     unit = 2 * 4 * double(std::max(layer_span(t), V * C));
-    // Rank 0 converts the fp32 master to the save dtype (LlamaModel::export_tensors); with
-    // split parameters it first gathers them.
-    p.host_export = double(t.total) * double(in.save_bytes) + (split_all ? 4 * double(t.total) : 0);
+    // Rank 0 converts the fp32 master to the save dtype (LlamaModel::export_tensors; fp32
+    // is written from the master itself); with split parameters it first gathers them.
+    p.host_export = (in.save_bytes == 4 ? 0.0 : double(t.total) * double(in.save_bytes)) +
+                    (split_all ? 4 * double(t.total) : 0);
   } else {
     // LlamaModel constructor with an adapter: the frozen base, lora_params_, lora_grads_
     // and (bf16) lora_compute_, all [lora_.total].

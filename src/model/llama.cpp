@@ -153,11 +153,16 @@ void LlamaModel::refresh_compute_weights() {
 std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
                                                       std::vector<uint8_t>& storage) const {
   LATHE_CHECK(!frozen_, "a LoRA model exports its adapter; merge it into the base with lathe merge");
-  storage.resize(table_.total * dtype_size(out_dtype));
-  convert_from_f32(params_.get(), storage.data(), out_dtype, table_.total);
+  // fp32 is written straight from the master weights; other dtypes need one converted copy.
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(params_.get());
+  if (out_dtype != DType::F32) {
+    storage.resize(table_.total * dtype_size(out_dtype));
+    convert_from_f32(params_.get(), storage.data(), out_dtype, table_.total);
+    base = storage.data();
+  }
   std::vector<TensorToWrite> out;
   for (const ParamEntry& e : table_.entries)
-    out.push_back({e.name, out_dtype, e.shape, storage.data() + e.offset * dtype_size(out_dtype)});
+    out.push_back({e.name, out_dtype, e.shape, base + e.offset * dtype_size(out_dtype)});
   return out;
 }
 
