@@ -97,10 +97,21 @@ class MpiCommunicator final : public Communicator {
   }
   void reduce_scatter_sum(const float* in, float* out,
                           const std::vector<std::pair<size_t, size_t>>& r) override {
-    Counts c(r);
     Guard g(*this, "reduce-scatter", ring_share() * double(total(r) * sizeof(float)));
-    check(MPI_Reduce_scatter(in, out, c.counts.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-          "reduce-scatter");
+    // One bounded reduce per chunk of each process's range: MPI's own reduce-scatter
+    // allocates a temporary as large as the whole gradient, which would cost 4Ψ per process.
+    for (int owner = 0; owner < size_; ++owner) {
+      const auto [first, count] = r[size_t(owner)];
+      for (size_t off = 0; off < count; off += kChunk) {
+        const int n = int(std::min(kChunk, count - off));
+        float* dst = owner == rank_ ? out + off : nullptr;
+        if (owner == rank_ && in + first + off == dst)
+          check(MPI_Reduce(MPI_IN_PLACE, dst, n, MPI_FLOAT, MPI_SUM, owner, MPI_COMM_WORLD), "reduce");
+        else
+          check(MPI_Reduce(in + first + off, dst, n, MPI_FLOAT, MPI_SUM, owner, MPI_COMM_WORLD),
+                "reduce");
+      }
+    }
   }
   void allgather(float* data, const std::vector<std::pair<size_t, size_t>>& r) override {
     Counts c(r);
@@ -126,7 +137,9 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  static constexpr size_t kChunk = size_t(1) << 30;
+  // Large collectives go in chunks of 4M floats (16 MiB), which bounds the temporaries MPI
+  // allocates per call without costing bandwidth.
+  static constexpr size_t kChunk = size_t(1) << 22;
 
   double ring_share() const { return double(size_ - 1) / double(size_); }
   static size_t total(const std::vector<std::pair<size_t, size_t>>& r) {
