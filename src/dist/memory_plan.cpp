@@ -278,13 +278,11 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
   p.optimizer_states = 8 * part(n, sharded);  // AdamW m_, v_ (Trainer: shard_.second)
   p.optimizer = in.offload_optimizer ? 0 : p.optimizer_states;
   p.host_offload = in.offload_optimizer ? p.optimizer_states : 0;
-  // Trainer::save_checkpoint with sharded optimizer state: every process fills a whole
-  // [n] host vector with its range, rank 0 gathers m and v into two more.
-  if (sharded) {
-    p.host_checkpoint = 4 * double(n);
-    p.host_checkpoint_rank0 = 8 * double(n);
-  }
-  p.host_resume = 8 * double(n);  // train.resume: whole m and v read on every process
+  // Checkpoints (checkpoint_save_sharded) are written by every process straight from its
+  // own buffers, and resume (checkpoint_load_range) reads into them: no extra host copy.
+  p.host_checkpoint = 0;
+  p.host_checkpoint_rank0 = 0;
+  p.host_resume = 0;
   p.host_per_node = double(p.procs_per_node) * (p.host_offload + p.host_checkpoint) +
                     std::max(p.host_export, p.host_checkpoint_rank0);
   p.zero = zero_formula(double(n), s, p.shard_degree);
@@ -470,12 +468,8 @@ std::string plan_report(const LlamaConfig& c, const MemoryPlan& p, const Recomme
            : std::string("none (") + b(p.optimizer_states) + " per process if offloaded)") +
       "\n";
   o += "  rank-0 export buffer: " + b(p.host_export) + "\n";
-  if (p.host_checkpoint > 0)
-    o += "  checkpoint save (sharded optimizer state gathered): " + b(p.host_checkpoint) +
-         " per process, + " + b(p.host_checkpoint_rank0) + " on rank 0\n";
   o += "  first node total: " + b(p.host_per_node) + "\n";
-  o += "  (train.resume reads the whole m and v on every process first: " + b(p.host_resume) +
-       " each, transient)\n\n";
+  o += "  (checkpoints are written and read by each process from its own buffers)\n\n";
 
   o += "Strategies (lathe per process; --gpu-mem " + format_bytes(gpu_bytes + reserve_bytes) +
        " - " + format_bytes(reserve_bytes) + " reserved = " + format_bytes(gpu_bytes) + ")\n";

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "dist/communicator.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -35,6 +36,27 @@ void fsync_path(const std::string& path) {
   }
 }
 
+nlohmann::json manifest(const CheckpointState& state) {
+  nlohmann::json j;
+  j["format_version"] = 1;
+  j["step"] = state.step;
+  j["sampler"] = {{"epoch", state.sampler.epoch}, {"offset", state.sampler.offset}};
+  j["seed"] = state.seed;
+  j["num_params"] = state.num_params;
+  j["model_config"] = nlohmann::json::parse(state.model_config_json);
+  return j;
+}
+
+// Moves a complete tmp folder into place and keeps the newest keep_last (and `protect`).
+std::string publish(const fs::path& root, const fs::path& tmp_dir, const fs::path& final_dir,
+                    int64_t keep_last, const std::string& protect);
+
+std::string shard_file_name(int rank, int world) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "state-rank%05d-of-%05d.safetensors", rank, world);
+  return buf;
+}
+
 }  // namespace
 
 std::string checkpoint_save(const std::string& output_dir, const CheckpointState& state,
@@ -54,19 +76,19 @@ std::string checkpoint_save(const std::string& output_dir, const CheckpointState
                        {"adam.m", DType::F32, shape, b.adam_m},
                        {"adam.v", DType::F32, shape, b.adam_v}},
                       {{"format", "lathe-train-state"}});
-    nlohmann::json j;
-    j["format_version"] = 1;
-    j["step"] = state.step;
-    j["sampler"] = {{"epoch", state.sampler.epoch}, {"offset", state.sampler.offset}};
-    j["seed"] = state.seed;
-    j["num_params"] = state.num_params;
-    j["model_config"] = nlohmann::json::parse(state.model_config_json);
-    write_file_atomic((tmp_dir / kStateFile).string(), j.dump(2) + "\n");
+    write_file_atomic((tmp_dir / kStateFile).string(), manifest(state).dump(2) + "\n");
   } catch (...) {
     fs::remove_all(tmp_dir, ec);
     throw;
   }
   fsync_path(tmp_dir.string());
+  return publish(root, tmp_dir, final_dir, keep_last, protect);
+}
+
+namespace {
+std::string publish(const fs::path& root, const fs::path& tmp_dir, const fs::path& final_dir,
+                    int64_t keep_last, const std::string& protect) {
+  std::error_code ec;
   fs::remove_all(final_dir, ec);
   fs::rename(tmp_dir, final_dir);
   fsync_path(root.string());
@@ -82,6 +104,43 @@ std::string checkpoint_save(const std::string& output_dir, const CheckpointState
   return final_dir.string();
 }
 
+}  // namespace
+
+std::string checkpoint_save_sharded(const std::string& output_dir, const CheckpointState& state,
+                                    const float* params, const float* adam_m,
+                                    const float* adam_v, size_t n, size_t begin, size_t count,
+                                    Communicator& comm, int64_t keep_last,
+                                    const std::string& protect) {
+  const fs::path root = fs::path(output_dir) / "checkpoints";
+  const fs::path final_dir = root / step_dir_name(state.step);
+  const fs::path tmp_dir = root / (step_dir_name(state.step) + ".tmp");
+  std::error_code ec;
+  if (comm.rank() == 0) {
+    fs::create_directories(root);
+    fs::remove_all(tmp_dir, ec);
+    fs::create_directories(tmp_dir);
+  }
+  comm.barrier();
+  const std::vector<int64_t> shape{int64_t(count)};
+  safetensors_write((tmp_dir / shard_file_name(comm.rank(), comm.size())).string(),
+                    {{"params", DType::F32, shape, params + begin},
+                     {"adam.m", DType::F32, shape, adam_m},
+                     {"adam.v", DType::F32, shape, adam_v}},
+                    {{"format", "lathe-train-state"},
+                     {"offset", std::to_string(begin)},
+                     {"count", std::to_string(count)},
+                     {"num_params", std::to_string(n)}});
+  // Every shard is on disk (each write fsyncs) before the manifest exists.
+  comm.barrier();
+  if (comm.rank() != 0) return "";
+  nlohmann::json j = manifest(state);
+  j["shards"] = nlohmann::json::array();
+  for (int r = 0; r < comm.size(); ++r) j["shards"].push_back(shard_file_name(r, comm.size()));
+  write_file_atomic((tmp_dir / kStateFile).string(), j.dump(2) + "\n");
+  fsync_path(tmp_dir.string());
+  return publish(root, tmp_dir, final_dir, keep_last, protect);
+}
+
 std::optional<std::string> checkpoint_latest(const std::string& output_dir) {
   const fs::path root = fs::path(output_dir) / "checkpoints";
   if (!fs::exists(root)) return std::nullopt;
@@ -89,7 +148,7 @@ std::optional<std::string> checkpoint_latest(const std::string& output_dir) {
   for (const auto& e : fs::directory_iterator(root)) {
     const std::string name = e.path().filename().string();
     if (e.is_directory() && name.rfind("step_", 0) == 0 && e.path().extension() != ".tmp" &&
-        fs::exists(e.path() / kStateFile) && fs::exists(e.path() / kTensorsFile))
+        fs::exists(e.path() / kStateFile))  // written last: its presence means complete
       done.push_back(e.path());
   }
   if (done.empty()) return std::nullopt;
@@ -99,6 +158,11 @@ std::optional<std::string> checkpoint_latest(const std::string& output_dir) {
 
 CheckpointState checkpoint_load(const std::string& folder, float* params, float* adam_m,
                                 float* adam_v, size_t n) {
+  return checkpoint_load_range(folder, params, adam_m, adam_v, n, 0, n);
+}
+
+CheckpointState checkpoint_load_range(const std::string& folder, float* params, float* adam_m,
+                                      float* adam_v, size_t n, size_t begin, size_t count) {
   const std::string state_path = (fs::path(folder) / kStateFile).string();
   std::ifstream f(state_path);
   LATHE_CHECK(f, "cannot open ", state_path, ": the checkpoint is incomplete");
@@ -117,15 +181,40 @@ CheckpointState checkpoint_load(const std::string& folder, float* params, float*
   s.model_config_json = j.at("model_config").dump();
   LATHE_CHECK(s.num_params == n, state_path, ": checkpoint has ", s.num_params,
               " parameters but the model has ", n, ": it belongs to a different model");
-  SafetensorsFile st((fs::path(folder) / kTensorsFile).string());
-  float* dst[3] = {params, adam_m, adam_v};
-  const char* names[3] = {"params", "adam.m", "adam.v"};
-  for (int i = 0; i < 3; ++i) {
-    const TensorInfo* t = st.find(names[i]);
-    LATHE_CHECK(t && t->dtype == DType::F32 && size_t(t->numel()) == n, st.path(), ": tensor '",
-                names[i], "' missing or of the wrong size");
-    std::memcpy(dst[i], t->data, n * sizeof(float));
+  std::vector<std::string> files;
+  if (j.contains("shards"))
+    for (const auto& x : j["shards"]) files.push_back(x.get<std::string>());
+  else
+    files.push_back(kTensorsFile);
+  // Each file holds [offset, offset + count) of the three buffers: all parameters are
+  // read, and of the AdamW state the part that overlaps this reader's range.
+  size_t covered = 0;
+  for (const std::string& name : files) {
+    SafetensorsFile st((fs::path(folder) / name).string());
+    const auto meta = st.metadata();
+    const size_t off = meta.count("offset") ? std::stoull(meta.at("offset")) : 0;
+    const char* names[3] = {"params", "adam.m", "adam.v"};
+    const float* src[3] = {};
+    size_t len = 0;
+    for (int i = 0; i < 3; ++i) {
+      const TensorInfo* t = st.find(names[i]);
+      LATHE_CHECK(t && t->dtype == DType::F32 && (i == 0 || size_t(t->numel()) == len),
+                  st.path(), ": tensor '", names[i], "' missing or of the wrong size");
+      if (i == 0) len = size_t(t->numel());
+      src[i] = static_cast<const float*>(t->data);
+    }
+    LATHE_CHECK(off + len <= n, st.path(), ": range [", off, ", ", off + len,
+                ") is past the model's ", n, " parameters");
+    std::memcpy(params + off, src[0], len * sizeof(float));
+    const size_t lo = std::max(off, begin), hi = std::min(off + len, begin + count);
+    if (lo < hi) {
+      std::memcpy(adam_m + (lo - begin), src[1] + (lo - off), (hi - lo) * sizeof(float));
+      std::memcpy(adam_v + (lo - begin), src[2] + (lo - off), (hi - lo) * sizeof(float));
+    }
+    covered += len;
   }
+  LATHE_CHECK(covered == n, state_path, ": its shards hold ", covered, " of ", n,
+              " parameters: a shard file is missing or damaged");
   return s;
 }
 

@@ -1,6 +1,8 @@
 // Training checkpoints: everything needed to continue exactly (fp32 weights, AdamW
 // moments, step, data position, seed). Layout of <output.dir>/checkpoints/step_00000010/:
 //   state.safetensors    "params", "adam.m", "adam.v": flat fp32 buffers (ParamTable order)
+//                        (data parallel: state-rank00000-of-00004.safetensors ..., each
+//                        holding one process's range, listed under "shards" below)
 //   trainer_state.json   step, sampler position, seed, parameter count, model config
 // A checkpoint is written into step_XXXXXXXX.tmp/ and renamed when complete, so a
 // crash mid-save leaves only an ignorable .tmp folder and the previous checkpoint intact.
@@ -40,5 +42,22 @@ std::optional<std::string> checkpoint_latest(const std::string& output_dir);
 // Reads a checkpoint into the given buffers (n floats each); checks the parameter count.
 CheckpointState checkpoint_load(const std::string& folder, float* params, float* adam_m,
                                 float* adam_v, size_t n);
+
+// Data parallel: every process writes its own range [begin, begin + count) of the
+// parameters and AdamW state, in parallel, to state-rank{r}-of-{N}.safetensors; after a
+// barrier process 0 writes trainer_state.json, listing the shards, and only then renames
+// the folder into place, so a save cut short anywhere leaves the previous checkpoint as
+// the newest. `params` is the whole (replicated) buffer; adam_m / adam_v hold the range.
+class Communicator;
+std::string checkpoint_save_sharded(const std::string& output_dir, const CheckpointState& state,
+                                    const float* params, const float* adam_m,
+                                    const float* adam_v, size_t n, size_t begin, size_t count,
+                                    Communicator& comm, int64_t keep_last,
+                                    const std::string& protect = "");
+
+// Reads any checkpoint, whole or sharded by any number of processes: all n parameters,
+// and the AdamW state of [begin, begin + count) (the reader's own range).
+CheckpointState checkpoint_load_range(const std::string& folder, float* params, float* adam_m,
+                                      float* adam_v, size_t n, size_t begin, size_t count);
 
 }  // namespace lathe

@@ -186,12 +186,11 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   optimizer_ = std::make_unique<AdamW>(*be_, shard_.second, os);
   if (cfg_.train.resume) {
     if (auto latest = checkpoint_latest(cfg_.output.dir)) {
-      // Checkpoints hold the whole optimizer state, so any number of processes can resume
-      // one: each takes its range.
-      std::vector<float> m(n), v(n);
-      CheckpointState s = checkpoint_load(*latest, model_->trainable().params, m.data(), v.data(), n);
-      std::copy_n(m.data() + shard_.first, shard_.second, optimizer_->m());
-      std::copy_n(v.data() + shard_.first, shard_.second, optimizer_->v());
+      // A checkpoint written by any number of processes: each reads all parameters and
+      // the optimizer state of its own range.
+      CheckpointState s = checkpoint_load_range(*latest, model_->trainable().params,
+                                                optimizer_->m(), optimizer_->v(), n,
+                                                shard_.first, shard_.second);
       LATHE_CHECK(s.seed == cfg_.train.seed, *latest, ": written with train.seed=", s.seed,
                   " but this run has train.seed=", cfg_.train.seed,
                   ": resume with the same seed or start a new output.dir");
@@ -317,32 +316,24 @@ double Trainer::evaluate() {
 }
 
 std::string Trainer::save_checkpoint() {
-  // Sharded optimizer state is gathered so the checkpoint is whole (any world size can
-  // resume it); the parameters are the same on every process. Rank 0 writes.
   const TrainableParams t = model_->trainable();
-  std::vector<float> m_all, v_all;
-  const float* m = optimizer_->m();
-  const float* v = optimizer_->v();
-  if (shard_.second != t.n) {
-    const auto ranges = shard_ranges(t.n, comm_->size());
-    std::vector<float> mine(t.n);
-    if (comm_->rank() == 0) m_all.resize(t.n), v_all.resize(t.n);
-    std::copy_n(optimizer_->m(), shard_.second, mine.data() + shard_.first);
-    comm_->gather_to(mine.data(), m_all.data(), 0, ranges);
-    std::copy_n(optimizer_->v(), shard_.second, mine.data() + shard_.first);
-    comm_->gather_to(mine.data(), v_all.data(), 0, ranges);
-    m = m_all.data(), v = v_all.data();
-  }
-  last_save_step_ = step_;
-  if (comm_->rank() != 0) return "";
   CheckpointState s;
   s.step = step_;
   s.sampler = sampler_->state();
   s.seed = cfg_.train.seed;
   s.num_params = t.n;
   s.model_config_json = nlohmann::json::parse(model_config_json_).dump();
-  return checkpoint_save(cfg_.output.dir, s, {t.params, m, v, t.n}, cfg_.output.keep_last,
-                         best_dir_);
+  last_save_step_ = step_;
+  if (comm_->size() == 1)
+    return checkpoint_save(cfg_.output.dir, s, {t.params, optimizer_->m(), optimizer_->v(), t.n},
+                           cfg_.output.keep_last, best_dir_);
+  // Each process writes one range, in parallel: its optimizer shard, or (no_shard, where
+  // everything is replicated) an equal share.
+  const auto mine = shard_ranges(t.n, comm_->size())[size_t(comm_->rank())];
+  const size_t skip = mine.first - shard_.first;
+  return checkpoint_save_sharded(cfg_.output.dir, s, t.params, optimizer_->m() + skip,
+                                 optimizer_->v() + skip, t.n, mine.first, mine.second, *comm_,
+                                 cfg_.output.keep_last, best_dir_);
 }
 
 std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty) {

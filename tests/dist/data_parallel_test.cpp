@@ -151,9 +151,15 @@ TEST_F(DataParallel, ASaveCutShortLeavesThePreviousCheckpointToResumeFrom) {
   fs::remove_all(dir + "/cut/final");
   fs::create_directories(dir + "/cut/checkpoints/step_00000010.tmp");
   {
-    std::ifstream src(dir + "/full/checkpoints/step_00000010/state.safetensors", std::ios::binary);
+    // Each process writes its own shard file; one of them was cut off, and the manifest
+    // (written last) never came.
+    const std::string shard = "state-rank00001-of-00002.safetensors";
+    ASSERT_TRUE(fs::exists(dir + "/full/checkpoints/step_00000010/" + shard));
+    fs::copy(dir + "/full/checkpoints/step_00000010/state-rank00000-of-00002.safetensors",
+             dir + "/cut/checkpoints/step_00000010.tmp/state-rank00000-of-00002.safetensors");
+    std::ifstream src(dir + "/full/checkpoints/step_00000010/" + shard, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(src)), std::istreambuf_iterator<char>());
-    std::ofstream(dir + "/cut/checkpoints/step_00000010.tmp/state.safetensors", std::ios::binary)
+    std::ofstream(dir + "/cut/checkpoints/step_00000010.tmp/" + shard, std::ios::binary)
         << bytes.substr(0, bytes.size() / 3);
   }
   Shell resumed = sh(mpirun(2) + lathe + common_args(args + "train.resume=true output.dir=" + dir + "/cut"));
