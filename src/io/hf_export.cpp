@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -12,6 +13,17 @@ namespace fs = std::filesystem;
 
 namespace lathe {
 
+namespace {
+
+const char* torch_dtype_name(DType dtype) {
+  return dtype == DType::BF16 ? "bfloat16" : dtype == DType::F16 ? "float16" : "float32";
+}
+
+// transformers shards at 5 GB by default; keep the same so tools see familiar folders.
+constexpr uint64_t kMaxShardBytes = uint64_t(5) * 1000 * 1000 * 1000;
+
+}  // namespace
+
 void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtype,
                      const std::string& source_folder, const Tokenizer* tokenizer) {
   const fs::path out(dir);
@@ -21,11 +33,9 @@ void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtyp
   fs::create_directories(tmp);
   std::vector<uint8_t> storage;
   std::vector<TensorToWrite> tensors = model.export_tensors(dtype, storage);
-  // transformers shards at 5 GB by default; keep the same so tools see familiar folders.
-  safetensors_write_model(tmp.string(), tensors, size_t(5) * 1000 * 1000 * 1000);
-  const char* torch_dtype = dtype == DType::BF16 ? "bfloat16" : dtype == DType::F16 ? "float16" : "float32";
+  safetensors_write_model(tmp.string(), tensors, size_t(kMaxShardBytes));
   write_file_atomic((tmp / "config.json").string(),
-                    llama_config_to_json_text(model.config(), torch_dtype));
+                    llama_config_to_json_text(model.config(), torch_dtype_name(dtype)));
   static const char* const kTokenizerFiles[] = {"tokenizer.json", "tokenizer.model",
                                                 "tokenizer_config.json", "special_tokens_map.json",
                                                 "generation_config.json"};
@@ -38,6 +48,55 @@ void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtyp
     if (fs::exists(src)) fs::copy_file(src, tmp / name, fs::copy_options::overwrite_existing);
   }
   if (tokenizer) tokenizer->save(tmp.string());
+  fs::remove_all(out, ec);
+  fs::rename(tmp, out);
+}
+
+void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, DType dtype,
+                              const std::string& source_folder, int rank, int world,
+                              const std::function<void()>& barrier) {
+  const fs::path out(dir);
+  const fs::path tmp = out.string() + ".tmp";
+  if (rank == 0) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp);
+  }
+  barrier();
+  // The same greedy 5 GB packing as safetensors_write_model, computed by every process.
+  std::vector<std::vector<TensorFromF32>> files(1);
+  uint64_t bytes = 0, total = 0;
+  for (const ParamEntry& e : model.table().entries) {
+    const uint64_t nbytes = uint64_t(e.numel) * dtype_size(dtype);
+    if (bytes + nbytes > kMaxShardBytes && !files.back().empty()) files.emplace_back(), bytes = 0;
+    files.back().push_back({e.name, dtype, e.shape, model.params() + e.offset});
+    bytes += nbytes;
+    total += nbytes;
+  }
+  nlohmann::json weight_map = nlohmann::json::object();
+  for (size_t i = 0; i < files.size(); ++i) {
+    char name[64];
+    if (files.size() == 1)
+      std::snprintf(name, sizeof name, "model.safetensors");
+    else
+      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, files.size());
+    safetensors_write_parallel((tmp / name).string(), files[i], rank, world, barrier);
+    for (const TensorFromF32& t : files[i]) weight_map[t.name] = name;
+  }
+  if (rank != 0) return;
+  if (files.size() > 1) {
+    const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    write_file_atomic((tmp / "model.safetensors.index.json").string(), index.dump(2) + "\n");
+  }
+  write_file_atomic((tmp / "config.json").string(),
+                    llama_config_to_json_text(model.config(), torch_dtype_name(dtype)));
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                           "special_tokens_map.json", "generation_config.json"}) {
+    const fs::path src = fs::path(source_folder) / name;
+    if (!source_folder.empty() && fs::exists(src))
+      fs::copy_file(src, tmp / name, fs::copy_options::overwrite_existing);
+  }
+  std::error_code ec;
   fs::remove_all(out, ec);
   fs::rename(tmp, out);
 }

@@ -1,6 +1,7 @@
 // Writes a Hugging Face model folder that transformers loads unchanged: config.json,
 // model.safetensors (or shards + index), and the input folder's tokenizer files.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "core/dtype.h"
@@ -15,5 +16,12 @@ class Tokenizer;
 // source folder's tokenizer files.
 void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtype,
                      const std::string& source_folder, const Tokenizer* tokenizer = nullptr);
+
+// Data parallel: every process holds the same weights and calls this; each writes an equal
+// share of every file's bytes in parallel (safetensors_write_parallel), process 0 writes the
+// index, config and tokenizer files and renames <dir>.tmp to <dir> after the last byte.
+void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, DType dtype,
+                              const std::string& source_folder, int rank, int world,
+                              const std::function<void()>& barrier);
 
 }  // namespace lathe

@@ -409,4 +409,74 @@ std::vector<std::string> safetensors_write_model(const std::string& folder,
   return names;
 }
 
+void safetensors_write_parallel(const std::string& path, const std::vector<TensorFromF32>& tensors,
+                                int rank, int world, const std::function<void()>& barrier) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  header["__metadata__"] = {{"format", "pt"}};
+  std::vector<uint64_t> begin;
+  uint64_t offset = 0;
+  for (const TensorFromF32& t : tensors) {
+    uint64_t nbytes = 0;
+    LATHE_CHECK(tensor_nbytes(t.shape, t.dtype, &nbytes), "cannot write ", path, ": tensor '",
+                t.name, "': invalid shape ", shape_text(t.shape));
+    header[t.name] = {{"dtype", dtype_name(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + nbytes}}};
+    begin.push_back(offset);
+    offset += nbytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const uint64_t data_start = 8 + text.size(), total = data_start + offset;
+  const std::string tmp = path + ".tmp";
+  auto check_io = [&](bool ok, const char* step) {
+    if (ok) return;
+    const int err = errno;
+    fail("cannot write ", path, " (process ", rank, "): ", step, " failed: ", std::strerror(err),
+         err == ENOSPC ? " (the disk is full; free space and retry)" : "");
+  };
+  if (rank == 0) {
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    check_io(fd >= 0, "create");
+    const uint64_t n = text.size();
+    check_io(::pwrite(fd, &n, 8, 0) == 8, "write");
+    check_io(::pwrite(fd, text.data(), text.size(), 8) == ssize_t(text.size()), "write");
+    check_io(::ftruncate(fd, off_t(total)) == 0, "ftruncate");
+    check_io(::close(fd) == 0, "close");
+  }
+  barrier();
+  // This process's share: an equal slice of the data section's bytes.
+  const uint64_t per = (offset + uint64_t(world) - 1) / uint64_t(world);
+  const uint64_t lo = std::min(offset, per * uint64_t(rank)), hi = std::min(offset, lo + per);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CLOEXEC);
+  check_io(fd >= 0, "open");
+  std::vector<uint8_t> buf;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorFromF32& t = tensors[i];
+    const uint64_t es = dtype_size(t.dtype), b = begin[i];
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= uint64_t(d);
+    const uint64_t tb = std::max(lo, b), te = std::min(hi, b + numel * es);
+    if (tb >= te) continue;
+    // Shares are cut at byte boundaries: convert the whole elements that cover them and
+    // write only the bytes inside this share.
+    const uint64_t first = (tb - b) / es, last = (te - b + es - 1) / es;
+    buf.resize(size_t((last - first) * es));
+    convert_from_f32(t.data + first, buf.data(), t.dtype, size_t(last - first));
+    const uint8_t* src = buf.data() + (tb - b - first * es);
+    uint64_t left = te - tb, at = data_start + tb;
+    while (left > 0) {
+      const ssize_t w = ::pwrite(fd, src, size_t(std::min<uint64_t>(left, uint64_t(1) << 30)), off_t(at));
+      if (w < 0 && errno == EINTR) continue;
+      check_io(w > 0, "write");
+      src += w, at += uint64_t(w), left -= uint64_t(w);
+    }
+  }
+  check_io(::fsync(fd) == 0, "fsync");
+  check_io(::close(fd) == 0, "close");
+  barrier();
+  if (rank != 0) return;
+  check_io(std::rename(tmp.c_str(), path.c_str()) == 0, "rename");
+}
+
 }  // namespace lathe

@@ -5,6 +5,7 @@
 // then the data section; offsets are relative to the start of the data section.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -94,6 +95,20 @@ void safetensors_write(const std::string& path, const std::vector<TensorToWrite>
 std::vector<std::string> safetensors_write_model(const std::string& folder,
                                                  const std::vector<TensorToWrite>& tensors,
                                                  size_t max_shard_bytes);
+
+// One safetensors file written by several processes at once, each holding the same fp32
+// values (data-parallel replicas): every process computes the same layout, process 0
+// creates the file at full size with its header, then each writes its share of the data
+// section's bytes (converted to the tensor's dtype on the way), and process 0 renames it
+// into place once all are done. barrier() must be a collective over the processes.
+struct TensorFromF32 {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const float* data = nullptr;
+};
+void safetensors_write_parallel(const std::string& path, const std::vector<TensorFromF32>& tensors,
+                                int rank, int world, const std::function<void()>& barrier);
 
 // Replaces `path` with `contents` atomically (tmp + fsync + rename), e.g. for config.json.
 // Throws naming the path and the OS error.

@@ -78,6 +78,7 @@ class LlamaModel {
 
   // fp32 master weights and their gradients (full fine-tuning; null with adapters).
   float* params() { return params_.get(); }
+  const float* params() const { return params_.get(); }
   float* grads() { return grads_.get(); }
   // bf16 training keeps a bf16-rounded copy of the parameters that matrix products read:
   // the flat range [compute_offset(), num_params()), which leaves out the embedding table

@@ -438,9 +438,17 @@ void Trainer::run() {
   if (has_eval && last_eval_step_ != step_) log_eval(metrics, tty);
   if (cfg_.output.save_every > 0 && last_save_step_ != step_) save_checkpoint();
   const std::string& sd = cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
-  if (!lead) return;
   const std::string final_dir = (fs::path(cfg_.output.dir) / "final").string();
   const DType dtype = sd == "bf16" ? DType::BF16 : DType::F32;
+  if (comm_->size() > 1 && !model_->has_adapters() && !extended_tokenizer_) {
+    // Every process holds the weights: each writes its share of the files' bytes.
+    export_hf_model_parallel(*model_, final_dir, dtype, cfg_.model.path, comm_->rank(),
+                             comm_->size(), [this] { comm_->barrier(); });
+    if (lead) std::fprintf(stderr, "saved %s (%s, written by %d processes)\n", final_dir.c_str(),
+                           sd.c_str(), comm_->size());
+    return;
+  }
+  if (!lead) return;
   if (model_->has_adapters()) {
     save_peft_adapter(final_dir, model_->lora_table(), model_->lora_params(), dtype,
                       fs::absolute(cfg_.model.path).lexically_normal().string());
