@@ -229,6 +229,14 @@ ProcessPlacement discover_placement() {
   return p;
 }
 
+int local_process_count() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "LOCAL_WORLD_SIZE"})
+    if (std::getenv(name)) return std::max(1, env_int(name, 1));
+  // Slurm: "4" or "4(x2)" per node; the first count is this node's in the common case.
+  if (const char* v = std::getenv("SLURM_TASKS_PER_NODE")) return std::max(1, std::atoi(v));
+  return 1;
+}
+
 std::unique_ptr<Communicator> make_communicator(double timeout_s) {
   const ProcessPlacement p = discover_placement();
   if (p.size <= 1) return std::make_unique<SingleProcess>();

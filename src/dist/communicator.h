@@ -50,6 +50,9 @@ struct ProcessPlacement {
   std::string launcher;
 };
 ProcessPlacement discover_placement();
+// Processes of this job on this machine (OMPI_COMM_WORLD_LOCAL_SIZE, SLURM_TASKS_PER_NODE
+// or LOCAL_WORLD_SIZE), 1 when unknown.
+int local_process_count();
 
 // The job's communicator: MPI when the launcher started several processes, otherwise a
 // single-process one. A collective that has not completed after timeout_s seconds ends

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <thread>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -95,7 +97,13 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   LATHE_CHECK(strategy_ != ShardStrategy::FullShard && strategy_ != ShardStrategy::HybridShard,
               "dist.strategy=", cfg_.dist.strategy, " is not available yet: use shard_grad_op "
               "(ZeRO-2: gradients and optimizer state sharded), zero1 or no_shard");
-  be_ = make_cpu_backend(int(cfg_.train.threads));
+  // Processes sharing a machine share its cores, unless told otherwise (train.threads,
+  // OMP_NUM_THREADS): each would otherwise start a thread per core.
+  int threads = int(cfg_.train.threads);
+  const int local = local_process_count();
+  if (threads == 0 && local > 1 && !std::getenv("OMP_NUM_THREADS"))
+    threads = std::max(1, int(std::thread::hardware_concurrency()) / local);
+  be_ = make_cpu_backend(threads);
 
   const std::string config_path = (fs::path(cfg_.model.path) / "config.json").string();
   LlamaConfig mc = llama_config_from_json_file(config_path);
