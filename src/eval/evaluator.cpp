@@ -33,18 +33,27 @@ bool metric_higher_is_better(const std::string& name) {
   return !(name == "eval_loss" || name == "eval_ppl" || name == "loss" || name == "ppl");
 }
 
-double eval_loss(LlamaModel& model, const std::vector<TokenRow>& rows, int64_t batch_size,
-                 int64_t seq_len, bool pad_to_max) {
+std::pair<double, int64_t> eval_loss_sums(LlamaModel& model, const std::vector<TokenRow>& rows,
+                                          int64_t batch_size, int64_t seq_len, bool pad_to_max,
+                                          size_t first, size_t stride) {
   double loss = 0;
   int64_t targets = 0;
+  std::vector<const TokenRow*> mine;
+  for (size_t i = first; i < rows.size(); i += stride) mine.push_back(&rows[i]);
   const size_t B = size_t(batch_size);
-  for (size_t i = 0; i < rows.size(); i += B) {
-    std::vector<const TokenRow*> batch;
-    for (size_t j = i; j < std::min(rows.size(), i + B); ++j) batch.push_back(&rows[j]);
+  for (size_t i = 0; i < mine.size(); i += B) {
+    const std::vector<const TokenRow*> batch(mine.begin() + std::ptrdiff_t(i),
+                                             mine.begin() + std::ptrdiff_t(std::min(mine.size(), i + B)));
     const Batch b = make_batch(batch, seq_len, pad_to_max);
     loss += model.forward(b, nullptr);
     targets += b.num_targets();
   }
+  return {loss, targets};
+}
+
+double eval_loss(LlamaModel& model, const std::vector<TokenRow>& rows, int64_t batch_size,
+                 int64_t seq_len, bool pad_to_max) {
+  const auto [loss, targets] = eval_loss_sums(model, rows, batch_size, seq_len, pad_to_max);
   return targets > 0 ? loss / double(targets) : 0.0;
 }
 
@@ -57,7 +66,11 @@ EvalReport evaluate(LlamaModel& model, Backend& be, const Tokenizer* tokenizer,
   EvalReport r;
   if (wants(s, "loss") || wants(s, "ppl")) {
     const auto t0 = Clock::now();
-    const double loss = eval_loss(model, rows, s.batch_size, s.seq_len, s.pad_to_max);
+    auto [sum, targets] = eval_loss_sums(model, rows, s.batch_size, s.seq_len, s.pad_to_max,
+                                         size_t(s.rank), size_t(s.world));
+    double totals[2] = {sum, double(targets)};
+    if (s.sum_across) s.sum_across(totals, 2);
+    const double loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
     r.loss_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     r.loss_rows = int64_t(rows.size());
     if (wants(s, "loss")) r.metrics["eval_loss"] = loss;

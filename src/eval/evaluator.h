@@ -5,6 +5,7 @@
 // yes/no/maybe labels, otherwise the whole stripped text).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -30,6 +31,10 @@ struct EvalSettings {
   int64_t max_samples = 200;     // rows that are generated for; 0 = all
   int64_t max_new_tokens = 256;
   bool rouge_stemmer = true;
+  // Data parallel: process `rank` of `world` takes every world-th row for the loss, and
+  // sum_across(values, n) adds them up over the processes (generation runs everywhere).
+  int rank = 0, world = 1;
+  std::function<void(double*, size_t)> sum_across;
 };
 
 struct EvalSample {
@@ -47,6 +52,10 @@ struct EvalReport {
 // Mean token loss over rows, in order, batch_size rows at a time (0 when no targets).
 double eval_loss(LlamaModel& model, const std::vector<TokenRow>& rows, int64_t batch_size,
                  int64_t seq_len, bool pad_to_max);
+// Summed token loss and target count over rows first, first + stride, ...
+std::pair<double, int64_t> eval_loss_sums(LlamaModel& model, const std::vector<TokenRow>& rows,
+                                          int64_t batch_size, int64_t seq_len, bool pad_to_max,
+                                          size_t first = 0, size_t stride = 1);
 
 // tokenizer is needed only for generation metrics.
 EvalReport evaluate(LlamaModel& model, Backend& be, const Tokenizer* tokenizer,

@@ -353,6 +353,9 @@ std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty)
   es.pad_to_max = cfg_.data.padding == "max_length";
   es.max_samples = cfg_.eval.max_samples;
   es.max_new_tokens = cfg_.eval.max_new_tokens;
+  es.rank = comm_->rank();
+  es.world = comm_->size();
+  es.sum_across = [this](double* v, size_t n) { comm_->allreduce_sum(v, n); };
   const EvalReport r = lathe::evaluate(*model_, *be_, tokenizer_.get(), eval_rows_, es);
   nlohmann::json j = {{"step", step_}};
   std::string line;

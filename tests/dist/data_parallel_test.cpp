@@ -173,6 +173,29 @@ TEST_F(DataParallel, ASaveCutShortLeavesThePreviousCheckpointToResumeFrom) {
   std::printf("[ reached  ] resume past a cut-off save: losses of steps 6-10 rel error %.1e\n", err);
 }
 
+TEST_F(DataParallel, EvalLossSplitOverProcessesIsTheWholeEvalLoss) {
+  const std::string dir = testing::temp_dir("dp_eval");
+  const std::string lathe = LATHE_BINARY;
+  const std::string args = "data.test_split=0.3 train.max_steps=3 train.eval_every=1 ";
+  Shell one = sh("OMP_WAIT_POLICY=PASSIVE " + lathe + common_args(args + "train.batch_size=4 output.dir=" + dir + "/one"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  Shell four = sh(mpirun(4) + lathe + common_args(args + "train.batch_size=1 output.dir=" + dir + "/four"));
+  ASSERT_EQ(four.status, 0) << four.output;
+  auto evals = [](const std::string& d) {
+    std::vector<double> out;
+    std::ifstream f(d + "/metrics.jsonl");
+    for (std::string line; std::getline(f, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("eval_loss")) out.push_back(j["eval_loss"]);
+    }
+    return out;
+  };
+  const std::vector<double> a = evals(dir + "/one"), b = evals(dir + "/four");
+  ASSERT_EQ(a.size(), 4u);  // before training and after each of the 3 steps
+  ASSERT_EQ(b.size(), a.size());
+  EXPECT_LT(max_rel(b, a), 1e-6);
+}
+
 TEST_F(DataParallel, LoraAdaptersTrainTheSameOnFourProcesses) {
   const std::string dir = testing::temp_dir("dp_lora");
   const std::string lathe = LATHE_BINARY;
