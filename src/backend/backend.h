@@ -95,6 +95,7 @@ class Backend {
   virtual double softmax_cross_entropy(float* logits, const int32_t* targets, int64_t M, int64_t V,
                                        float scale) = 0;
   virtual void round_to_bf16(float* x, size_t n) = 0;  // in place, round-to-nearest-even
+  virtual void add(float* y, const float* x, size_t n) = 0;  // y += x
   // Frozen-base storage (src/kernels/cpu/quant.h): bf16 bits, NF4 codes with block scales,
   // log-scale 8-bit scales (double quantization); and LoRA's dropout with a hashed mask.
   virtual void dequantize_bf16(float* out, const uint16_t* in, size_t n) = 0;

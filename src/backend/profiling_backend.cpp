@@ -85,6 +85,9 @@ class ProfilingBackend final : public Backend {
   double softmax_cross_entropy(float* z, const int32_t* t, int64_t M, int64_t V, float s) override {
     return timed("softmax+CE", [&] { return in_->softmax_cross_entropy(z, t, M, V, s); });
   }
+  void add(float* y, const float* x, size_t n) override {
+    timed("add", [&] { in_->add(y, x, n); });
+  }
   void round_to_bf16(float* x, size_t n) override {
     timed("round to bf16", [&] { in_->round_to_bf16(x, n); });
   }

@@ -37,6 +37,10 @@ class SingleProcess final : public Communicator {
                  const std::vector<std::pair<size_t, size_t>>& r) override {
     std::memcpy(out + r[0].first, in + r[0].first, r[0].second * sizeof(float));
   }
+  void allgather_from(const float* send, float* out,
+                      const std::vector<std::pair<size_t, size_t>>& r) override {
+    std::memcpy(out + r[0].first, send, r[0].second * sizeof(float));
+  }
   void broadcast(void*, size_t, int) override {}
   void barrier() override {}
 };
@@ -118,6 +122,13 @@ class MpiCommunicator final : public Communicator {
     Guard g(*this, "allgather", ring_share() * double(total(r) * sizeof(float)));
     check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, c.counts.data(), c.displs.data(),
                          MPI_FLOAT, MPI_COMM_WORLD), "allgather");
+  }
+  void allgather_from(const float* send, float* out,
+                      const std::vector<std::pair<size_t, size_t>>& r) override {
+    Counts c(r);
+    Guard g(*this, "allgather", ring_share() * double(total(r) * sizeof(float)));
+    check(MPI_Allgatherv(send, c.counts[size_t(rank_)], MPI_FLOAT, out, c.counts.data(),
+                         c.displs.data(), MPI_FLOAT, MPI_COMM_WORLD), "allgather");
   }
   void gather_to(const float* in, float* out, int root,
                  const std::vector<std::pair<size_t, size_t>>& r) override {

@@ -34,6 +34,10 @@ class Communicator {
                                   const std::vector<std::pair<size_t, size_t>>& ranges) = 0;
   // In place: each process contributes its range of `data`, everyone ends with all of it.
   virtual void allgather(float* data, const std::vector<std::pair<size_t, size_t>>& ranges) = 0;
+  // Each process sends ranges[own].second values from `send`; every process receives all
+  // of them into out[ranges[r].first ...] (full_shard gathering a layer).
+  virtual void allgather_from(const float* send, float* out,
+                              const std::vector<std::pair<size_t, size_t>>& ranges) = 0;
   // Process r's range of its local buffer `in` → the whole buffer on `root` (others: null).
   virtual void gather_to(const float* in, float* out, int root,
                          const std::vector<std::pair<size_t, size_t>>& ranges) = 0;

@@ -1,5 +1,6 @@
 #include "io/hf_export.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -65,11 +66,23 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
   barrier();
   // The same greedy 5 GB packing as safetensors_write_model, computed by every process.
   std::vector<std::vector<TensorFromF32>> files(1);
+  std::vector<std::pair<size_t, size_t>> file_elems(1, {0, 0});  // flat range of each file
   uint64_t bytes = 0, total = 0;
+  // full_shard: this process holds [b, e) of the flat parameters and writes exactly those.
+  const auto held = model.sharded() ? model.shard_range() : std::pair<size_t, size_t>{0, model.num_params()};
   for (const ParamEntry& e : model.table().entries) {
     const uint64_t nbytes = uint64_t(e.numel) * dtype_size(dtype);
-    if (bytes + nbytes > kMaxShardBytes && !files.back().empty()) files.emplace_back(), bytes = 0;
-    files.back().push_back({e.name, dtype, e.shape, model.params() + e.offset});
+    if (bytes + nbytes > kMaxShardBytes && !files.back().empty()) {
+      files.emplace_back(), bytes = 0;
+      file_elems.push_back({e.offset, e.offset});
+    }
+    TensorFromF32 t{e.name, dtype, e.shape, nullptr, 0};
+    const size_t lo = std::max(e.offset, held.first);
+    const size_t hi = std::min(e.offset + e.numel, held.first + held.second);
+    if (lo < hi) t.data = model.params() + (lo - held.first), t.data_first = lo - e.offset;
+    if (files.back().empty()) file_elems.back().first = e.offset;
+    file_elems.back().second = e.offset + e.numel;
+    files.back().push_back(t);
     bytes += nbytes;
     total += nbytes;
   }
@@ -80,7 +93,14 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
       std::snprintf(name, sizeof name, "model.safetensors");
     else
       std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, files.size());
-    safetensors_write_parallel((tmp / name).string(), files[i], rank, world, barrier);
+    if (model.sharded()) {
+      const auto [ff, fl] = file_elems[i];
+      const size_t lo = std::clamp(held.first, ff, fl), hi = std::clamp(held.first + held.second, ff, fl);
+      const std::pair<uint64_t, uint64_t> share{(lo - ff) * dtype_size(dtype), (hi - ff) * dtype_size(dtype)};
+      safetensors_write_parallel((tmp / name).string(), files[i], rank, world, barrier, &share);
+    } else {
+      safetensors_write_parallel((tmp / name).string(), files[i], rank, world, barrier);
+    }
     for (const TensorFromF32& t : files[i]) weight_map[t.name] = name;
   }
   if (rank != 0) return;

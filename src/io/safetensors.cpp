@@ -410,7 +410,8 @@ std::vector<std::string> safetensors_write_model(const std::string& folder,
 }
 
 void safetensors_write_parallel(const std::string& path, const std::vector<TensorFromF32>& tensors,
-                                int rank, int world, const std::function<void()>& barrier) {
+                                int rank, int world, const std::function<void()>& barrier,
+                                const std::pair<uint64_t, uint64_t>* share) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   header["__metadata__"] = {{"format", "pt"}};
   std::vector<uint64_t> begin;
@@ -447,7 +448,8 @@ void safetensors_write_parallel(const std::string& path, const std::vector<Tenso
   barrier();
   // This process's share: an equal slice of the data section's bytes.
   const uint64_t per = (offset + uint64_t(world) - 1) / uint64_t(world);
-  const uint64_t lo = std::min(offset, per * uint64_t(rank)), hi = std::min(offset, lo + per);
+  uint64_t lo = std::min(offset, per * uint64_t(rank)), hi = std::min(offset, lo + per);
+  if (share) lo = std::min(offset, share->first), hi = std::min(offset, share->second);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CLOEXEC);
   check_io(fd >= 0, "open");
   std::vector<uint8_t> buf;
@@ -462,7 +464,9 @@ void safetensors_write_parallel(const std::string& path, const std::vector<Tenso
     // write only the bytes inside this share.
     const uint64_t first = (tb - b) / es, last = (te - b + es - 1) / es;
     buf.resize(size_t((last - first) * es));
-    convert_from_f32(t.data + first, buf.data(), t.dtype, size_t(last - first));
+    LATHE_CHECK(first >= t.data_first, "cannot write ", path, ": tensor '", t.name,
+                "': process ", rank, " does not hold the elements it is to write");
+    convert_from_f32(t.data + (first - t.data_first), buf.data(), t.dtype, size_t(last - first));
     const uint8_t* src = buf.data() + (tb - b - first * es);
     uint64_t left = te - tb, at = data_start + tb;
     while (left > 0) {

@@ -105,10 +105,14 @@ struct TensorFromF32 {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
-  const float* data = nullptr;
+  const float* data = nullptr;  // element `data_first` of the tensor (0: all of it)
+  size_t data_first = 0;
 };
+// share: the data-section bytes this process writes (default: an equal slice); the
+// tensors' data must cover them (full_shard: each process writes the bytes it holds).
 void safetensors_write_parallel(const std::string& path, const std::vector<TensorFromF32>& tensors,
-                                int rank, int world, const std::function<void()>& barrier);
+                                int rank, int world, const std::function<void()>& barrier,
+                                const std::pair<uint64_t, uint64_t>* share = nullptr);
 
 // Replaces `path` with `contents` atomically (tmp + fsync + rename), e.g. for config.json.
 // Throws naming the path and the OS error.

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "dist/communicator.h"
 #include "io/safetensors.h"
 
 namespace lathe {
@@ -61,7 +62,8 @@ std::vector<float> rope_table(const LlamaConfig& c, int64_t T) {
 }
 
 LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
-                       bool activation_checkpointing, const AdapterSetup* adapter)
+                       bool activation_checkpointing, const AdapterSetup* adapter,
+                       const ParamShard* shard)
     : cfg_(cfg),
       be_(be),
       precision_(precision),
@@ -77,6 +79,26 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
     if (precision_ == Precision::BF16) lora_compute_ = DeviceBuffer<float>(be_, lora_.total);
     return;
   }
+  if (shard && shard->comm && shard->comm->size() > 1) {
+    LATHE_CHECK(!table_.layers.empty(), "full_shard needs at least one layer");
+    sharded_ = true;
+    shard_ = *shard;
+    layer_span_ = table_.layers.size() > 1 ? table_.layers[1].ln1 - table_.layers[0].ln1
+                                           : table_.final_norm - table_.layers[0].ln1;
+    params_ = DeviceBuffer<float>(be_, std::max<size_t>(1, shard_.count));
+    grads_ = DeviceBuffer<float>(be_, std::max<size_t>(1, shard_.count));
+    const size_t VC = size_t(cfg_.vocab_size * cfg_.hidden_size), C = size_t(cfg_.hidden_size);
+    layer_buf_ = DeviceBuffer<float>(be_, layer_span_);
+    layer_grad_ = DeviceBuffer<float>(be_, layer_span_);
+    head_embed_ = DeviceBuffer<float>(be_, VC);
+    head_lm_ = DeviceBuffer<float>(be_, VC);
+    head_norm_ = DeviceBuffer<float>(be_, C);
+    head_grad_embed_ = DeviceBuffer<float>(be_, VC);
+    head_grad_lm_ = DeviceBuffer<float>(be_, VC);
+    head_grad_norm_ = DeviceBuffer<float>(be_, C);
+    reduce_tmp_ = DeviceBuffer<float>(be_, std::max(layer_span_, VC));
+    return;
+  }
   params_ = DeviceBuffer<float>(be_, table_.total);
   grads_ = DeviceBuffer<float>(be_, table_.total);
   if (precision_ == Precision::BF16) {
@@ -90,17 +112,57 @@ void LlamaModel::load_growing_vocab(const SafetensorsModel& weights) { load_impl
 
 TrainableParams LlamaModel::trainable() {
   if (frozen_) return {lora_params_.get(), lora_grads_.get(), lora_.total, lora_compute_.get(), 0};
+  if (sharded_) return {params_.get(), grads_.get(), shard_.count, nullptr, 0};
   return {params_.get(), grads_.get(), table_.total, compute_.get(), compute_offset_};
 }
 
-void LlamaModel::store_frozen(const ParamEntry& e, const float* values) { frozen_->set(e, values); }
+void LlamaModel::store_frozen(const ParamEntry& e, const float* values) {
+  if (frozen_) return frozen_->set(e, values);
+  // full_shard: keep the part of the tensor inside this process's range.
+  const size_t lo = std::max(e.offset, shard_.begin);
+  const size_t hi = std::min(e.offset + e.numel, shard_.begin + shard_.count);
+  if (lo < hi) be_.copy(params_.get() + (lo - shard_.begin), values + (lo - e.offset), (hi - lo) * 4);
+}
+
+std::vector<std::pair<size_t, size_t>> LlamaModel::pieces(size_t lo, size_t hi) const {
+  std::vector<std::pair<size_t, size_t>> out;
+  for (const auto& [b, n] : shard_ranges(table_.total, shard_.comm->size())) {
+    const size_t s = std::clamp(b, lo, hi), e = std::clamp(b + n, lo, hi);
+    out.emplace_back(s - lo, e - s);
+  }
+  return out;
+}
+
+void LlamaModel::gather(size_t lo, size_t hi, float* dst) {
+  const size_t s = std::clamp(shard_.begin, lo, hi);
+  shard_.comm->allgather_from(params_.get() + (s - shard_.begin), dst, pieces(lo, hi));
+}
+
+void LlamaModel::reduce_into_shard(size_t lo, size_t hi, const float* grad) {
+  const auto p = pieces(lo, hi);
+  const auto& mine = p[size_t(shard_.comm->rank())];
+  shard_.comm->reduce_scatter_sum(grad, reduce_tmp_.get(), p);
+  if (mine.second > 0)
+    be_.add(grads_.get() + (lo + mine.first - shard_.begin), reduce_tmp_.get(), mine.second);
+}
+
+void LlamaModel::gather_head() {
+  if (head_gathered_) return;
+  const size_t VC = size_t(cfg_.vocab_size * cfg_.hidden_size), C = size_t(cfg_.hidden_size);
+  gather(table_.embed, table_.embed + VC, head_embed_.get());
+  gather(table_.final_norm, table_.final_norm + C, head_norm_.get());
+  gather(table_.lm_head, table_.lm_head + VC, head_lm_.get());
+  if (precision_ == Precision::BF16) be_.round_to_bf16(head_lm_.get(), VC);
+  head_gathered_ = true;
+}
 
 void LlamaModel::load_impl(const SafetensorsModel& weights, bool allow_vocab_growth) {
   std::vector<float> staging;  // a frozen base converts each tensor on its way in
   for (const ParamEntry& e : table_.entries) {
     const TensorInfo& t = weights.get(e.name);
-    if (frozen_) staging.resize(e.numel);
-    float* dst = frozen_ ? staging.data() : params_.get() + e.offset;
+    const bool staged = frozen_ || sharded_;
+    if (staged) staging.resize(e.numel);
+    float* dst = staged ? staging.data() : params_.get() + e.offset;
     const bool vocab_rows = e.name == "model.embed_tokens.weight" || e.name == "lm_head.weight";
     if (allow_vocab_growth && vocab_rows && t.shape.size() == 2 && t.shape[1] == e.shape[1] &&
         t.shape[0] < e.shape[0]) {
@@ -111,14 +173,14 @@ void LlamaModel::load_impl(const SafetensorsModel& weights, bool allow_vocab_gro
         for (int64_t c = 0; c < C; ++c) mean[size_t(c)] += dst[r * C + c];
       for (int64_t r = old_rows; r < e.shape[0]; ++r)
         for (int64_t c = 0; c < C; ++c) dst[r * C + c] = float(mean[size_t(c)] / double(old_rows));
-      if (frozen_) store_frozen(e, dst);
+      if (staged) store_frozen(e, dst);
       continue;
     }
     LATHE_CHECK(t.shape == e.shape, t.file, ": tensor '", e.name, "' has shape ",
                 shape_str(t.shape), " but config.json implies ", shape_str(e.shape),
                 ": the weights do not belong to this config");
     convert_to_f32(t.data, t.dtype, dst, e.numel);
-    if (frozen_) store_frozen(e, dst);
+    if (staged) store_frozen(e, dst);
   }
   refresh_compute_weights();
 }
@@ -129,15 +191,21 @@ void LlamaModel::init_random(uint64_t seed) {
   std::vector<float> staging;
   for (const ParamEntry& e : table_.entries) {
     const bool is_norm = e.shape.size() == 1;
-    float* p = frozen_ ? (staging.resize(e.numel), staging.data()) : params_.get() + e.offset;
+    const bool staged = frozen_ || sharded_;
+    float* p = staged ? (staging.resize(e.numel), staging.data()) : params_.get() + e.offset;
     for (size_t i = 0; i < e.numel; ++i) p[i] = is_norm ? 1.0f : normal(rng);
-    if (frozen_) store_frozen(e, p);
+    if (staged) store_frozen(e, p);
   }
   if (frozen_) init_lora_weights(lora_, lora_params_.get(), seed ^ 0x10a4ull);
   refresh_compute_weights();
 }
 
 void LlamaModel::refresh_compute_weights() {
+  if (sharded_) {  // gathered copies are rebuilt from the updated shards on next use
+    gathered_layer_ = -1;
+    head_gathered_ = false;
+    return;
+  }
   if (frozen_) {
     if (!lora_compute_.get()) return;
     be_.copy(lora_compute_.get(), lora_params_.get(), lora_.total * sizeof(float));
@@ -153,6 +221,7 @@ void LlamaModel::refresh_compute_weights() {
 std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
                                                       std::vector<uint8_t>& storage) const {
   LATHE_CHECK(!frozen_, "a LoRA model exports its adapter; merge it into the base with lathe merge");
+  LATHE_CHECK(!sharded_, "a full_shard model is exported by all processes together (export_hf_model_parallel)");
   // fp32 is written straight from the master weights; other dtypes need one converted copy.
   const uint8_t* base = reinterpret_cast<const uint8_t*>(params_.get());
   if (out_dtype != DType::F32) {
@@ -169,12 +238,29 @@ std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
 LayerWeights LlamaModel::layer_weights(int64_t l) {
   if (frozen_) return frozen_->layer(l);
   const LayerOffsets& o = table_.layers[size_t(l)];
+  if (sharded_) {
+    float* w = layer_buf_.get();
+    if (gathered_layer_ != l) {
+      gather(o.ln1, o.ln1 + layer_span_, w);
+      if (precision_ == Precision::BF16) {  // the linear weights, not the norms
+        be_.round_to_bf16(w + (o.wqkv - o.ln1), o.ln2 - o.wqkv);
+        be_.round_to_bf16(w + (o.wgu - o.ln1), layer_span_ - (o.wgu - o.ln1));
+      }
+      gathered_layer_ = l;
+    }
+    auto at = [&](size_t off) { return w + (off - o.ln1); };
+    return {at(o.ln1), at(o.wqkv), at(o.wo), at(o.ln2), at(o.wgu), at(o.wd)};
+  }
   const float* P = params_.get();
   return {P + o.ln1, weight(o.wqkv), weight(o.wo), P + o.ln2, weight(o.wgu), weight(o.wd)};
 }
 
-HeadWeights LlamaModel::head_weights() const {
+HeadWeights LlamaModel::head_weights() {
   if (frozen_) return frozen_->head();
+  if (sharded_) {
+    gather_head();
+    return {head_embed_.get(), head_norm_.get(), head_lm_.get()};
+  }
   const float* P = params_.get();
   return {P + table_.embed, P + table_.final_norm, weight(table_.lm_head)};
 }
@@ -429,7 +515,11 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
   const LayerOffsets& o = table_.layers[size_t(l)];
   const LayerWeights w = layer_weights(l);
   const bool base = !frozen_;
-  float* G = grads_.get();
+  // G[off] is the gradient of flat parameter `off` of this layer: the full buffer, or
+  // (full_shard) the layer's own buffer, reduced to its owners afterwards.
+  float* Gl = sharded_ ? layer_grad_.get() : grads_.get() + (base ? o.ln1 : 0);
+  if (sharded_) be_.zero(Gl, layer_span_ * sizeof(float));
+  auto G_at = [&](size_t off) { return Gl + (off - o.ln1); };
   const float eps = float(cfg_.rms_norm_eps);
   const int64_t M = B_ * T_, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads, D = cfg_.head_dim;
@@ -443,33 +533,33 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
     args.C = c, args.ldc = n, args.beta = beta;
     be_.matmul(args);
   };
-  float* norm_dw2 = base ? G + o.ln2 : norm_dw_.get();
-  float* norm_dw1 = base ? G + o.ln1 : norm_dw_.get();
+  float* norm_dw2 = base ? G_at(o.ln2) : norm_dw_.get();
+  float* norm_dw1 = base ? G_at(o.ln1) : norm_dw_.get();
 
   // MLP: out = x_mid + down(h)
   be_.swiglu_forward(h_.get(), a.gu.get(), M, I);  // recomputed, as in the forward
   maybe_round(h_.get(), size_t(M * I));
   mm(dh_.get(), dx, false, w.wd, false, M, I, C, C, I, 0.0f);                // dh = dx · Wd
-  if (base) mm(G + o.wd, dx, true, h_.get(), false, C, I, M, C, I, 1.0f);   // dWd += dxᵀ · h
+  if (base) mm(G_at(o.wd), dx, true, h_.get(), false, C, I, M, C, I, 1.0f);   // dWd += dxᵀ · h
   lora_backward(l, Linear::Down, h_.get(), dx, C, dh_.get(), M, a);
   be_.swiglu_backward(dgu_.get(), dh_.get(), a.gu.get(), M, I);
   be_.rmsnorm_forward(xn_.get(), a.rstd2.get(), a.x_mid.get(), w.ln2, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
   mm(dxn_.get(), dgu_.get(), false, w.wgu, false, M, C, 2 * I, 2 * I, C, 0.0f);
-  if (base) mm(G + o.wgu, dgu_.get(), true, xn_.get(), false, 2 * I, C, M, 2 * I, C, 1.0f);
+  if (base) mm(G_at(o.wgu), dgu_.get(), true, xn_.get(), false, 2 * I, C, M, 2 * I, C, 1.0f);
   lora_backward(l, Linear::GateUp, xn_.get(), dgu_.get(), 2 * I, dxn_.get(), M, a);
   be_.rmsnorm_backward(dx, norm_dw2, dxn_.get(), a.x_mid.get(), w.ln2, a.rstd2.get(), M, C);
 
   // Attention: x_mid = x_in + o_proj(attn(rope(qkv(norm(x_in)))))
   mm(datt_.get(), dx, false, w.wo, false, M, HD, C, C, HD, 0.0f);
-  if (base) mm(G + o.wo, dx, true, a.att.get(), false, C, HD, M, C, HD, 1.0f);
+  if (base) mm(G_at(o.wo), dx, true, a.att.get(), false, C, HD, M, C, HD, 1.0f);
   lora_backward(l, Linear::O, a.att.get(), dx, C, datt_.get(), M, a);
   AttentionArgs aa{B_, T_, H, KV, D, doc_start_.get()};
   be_.attention_backward(dqkv_.get(), datt_.get(), a.att.get(), a.lse.get(), a.qkv.get(), aa);
   be_.rope_forward(dqkv_.get(), positions_.get(), rope_.get(), M, H + KV, D, S, true);
   be_.rmsnorm_forward(xn_.get(), a.rstd1.get(), x_in, w.ln1, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
-  if (base) mm(G + o.wqkv, dqkv_.get(), true, xn_.get(), false, S, C, M, S, C, 1.0f);
+  if (base) mm(G_at(o.wqkv), dqkv_.get(), true, xn_.get(), false, S, C, M, S, C, 1.0f);
   // The first layer's input gradient only feeds the embedding; a frozen one needs none.
   if (!base && l == 0) {
     lora_backward(l, Linear::QKV, xn_.get(), dqkv_.get(), S, dxn_.get(), M, a);
@@ -487,7 +577,8 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
 double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* dxf) {
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size;
   const float* W = head_weights().lm_head;
-  float* G = grads_.get();  // null with a frozen base: no head gradient
+  // The head's gradient: null with a frozen base; its own buffer under full_shard.
+  float* dW = sharded_ ? head_grad_lm_.get() : grads_.get() ? grads_.get() + table_.lm_head : nullptr;
   std::vector<int32_t> rows;
   for (int64_t i = 0; i < M; ++i)
     if (b.targets[size_t(i)] >= 0) rows.push_back(int32_t(i));
@@ -517,12 +608,12 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
     dx.B = W, dx.ldb = C;
     dx.C = rows_dx_.get(), dx.ldc = C;
     be_.matmul(dx);
-    if (G) {
+    if (dW) {
       MatmulArgs dw;  // dW += dlogitsᵀ · rows
       dw.M = V, dw.N = C, dw.K = m;
       dw.A = logits_chunk_.get(), dw.lda = V, dw.trans_a = true;
       dw.B = rows_x_.get(), dw.ldb = C;
-      dw.C = G + table_.lm_head, dw.ldc = C, dw.beta = 1.0f;
+      dw.C = dW, dw.ldc = C, dw.beta = 1.0f;
       be_.matmul(dw);
     }
     for (int64_t i = 0; i < m; ++i)
@@ -536,6 +627,16 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, L = cfg_.num_hidden_layers;
   const HeadWeights hw = head_weights();
   float* G = grads_.get();
+  float *g_embed = nullptr, *g_norm = norm_dw_.get();
+  if (sharded_) {
+    g_embed = head_grad_embed_.get(), g_norm = head_grad_norm_.get();
+    const size_t VC = size_t(cfg_.vocab_size * cfg_.hidden_size);
+    be_.zero(head_grad_embed_.get(), VC * 4);
+    be_.zero(head_grad_lm_.get(), VC * 4);
+    be_.zero(head_grad_norm_.get(), size_t(cfg_.hidden_size) * 4);
+  } else if (G) {
+    g_embed = G + table_.embed, g_norm = G + table_.final_norm;
+  }
 
   // Forward. Layer l reads its input from the previous layer's output buffer.
   auto input_of = [&](int64_t l) -> float* {
@@ -554,8 +655,8 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
   // Loss and the head's backward, then the layers in reverse.
   const double loss = head_loss_and_grad(b, loss_scale, dxn_.get());
   be_.zero(dx_.get(), size_t(M * C) * sizeof(float));
-  be_.rmsnorm_backward(dx_.get(), G ? G + table_.final_norm : norm_dw_.get(), dxn_.get(),
-                       x_final_.get(), hw.final_norm, rstd_final_.get(), M, C);
+  be_.rmsnorm_backward(dx_.get(), g_norm, dxn_.get(), x_final_.get(), hw.final_norm,
+                       rstd_final_.get(), M, C);
   for (int64_t l = L - 1; l >= 0; --l) {
     LayerActs& a = acts_[checkpointing_ ? 0 : size_t(l)];
     if (checkpointing_) {
@@ -563,8 +664,16 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
       layer_forward(l, a, input_of(l), x_final_.get(), true);
     }
     layer_backward(l, a, input_of(l), dx_.get());
+    if (sharded_) reduce_into_shard(table_.layers[size_t(l)].ln1,
+                                    table_.layers[size_t(l)].ln1 + layer_span_, layer_grad_.get());
   }
-  if (G) be_.embedding_backward(G + table_.embed, ids_.get(), dx_.get(), M, C);
+  if (g_embed) be_.embedding_backward(g_embed, ids_.get(), dx_.get(), M, C);
+  if (sharded_) {
+    const size_t VC = size_t(cfg_.vocab_size * cfg_.hidden_size);
+    reduce_into_shard(table_.embed, table_.embed + VC, head_grad_embed_.get());
+    reduce_into_shard(table_.final_norm, table_.final_norm + size_t(C), head_grad_norm_.get());
+    reduce_into_shard(table_.lm_head, table_.lm_head + VC, head_grad_lm_.get());
+  }
   return loss;
 }
 

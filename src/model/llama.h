@@ -45,6 +45,17 @@ struct AdapterSetup {
   bool double_quant = false;
 };
 
+class Communicator;
+
+// full_shard (ZeRO-3): this process keeps only [begin, begin + count) of the flat
+// parameters and their gradients; a layer's weights are gathered from all processes when
+// it runs (forward, and again for backward), and its gradients are reduced to their
+// owners right after its backward.
+struct ParamShard {
+  Communicator* comm = nullptr;
+  size_t begin = 0, count = 0;
+};
+
 // The parameters an optimizer updates: the whole model, or the LoRA adapters. `compute`
 // (bf16 training) is the rounded copy products read, covering [compute_offset, n).
 struct TrainableParams {
@@ -58,7 +69,8 @@ struct TrainableParams {
 class LlamaModel {
  public:
   LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
-             bool activation_checkpointing, const AdapterSetup* adapter = nullptr);
+             bool activation_checkpointing, const AdapterSetup* adapter = nullptr,
+             const ParamShard* shard = nullptr);
 
   const LlamaConfig& config() const { return cfg_; }
   Backend& backend() const { return be_; }
@@ -99,7 +111,10 @@ class LlamaModel {
   void load_growing_vocab(const SafetensorsModel& weights);
   // Normal(0, 0.02) linear weights, ones for norms: for benchmarks and tests.
   void init_random(uint64_t seed);
-  // Call after params() changed outside the optimizer (load, init, resume).
+  bool sharded() const { return sharded_; }
+  std::pair<size_t, size_t> shard_range() const { return {shard_.begin, shard_.count}; }
+  // Call after params() changed outside the optimizer (load, init, resume, and every
+  // update of a sharded model, whose gathered copies then go stale).
   void refresh_compute_weights();
   // HF tensors for saving, converted to out_dtype into `storage`.
   std::vector<TensorToWrite> export_tensors(DType out_dtype, std::vector<uint8_t>& storage) const;
@@ -108,7 +123,7 @@ class LlamaModel {
   // training. For a frozen quantized base this dequantizes layer l into a scratch buffer,
   // valid until the next call for another layer.
   LayerWeights layer_weights(int64_t l);
-  HeadWeights head_weights() const;
+  HeadWeights head_weights();
   // Inference: y[M, out] = x[M, in] · Wᵀ (+ y when beta = 1) for layer l's fused linear,
   // adapters included when present. x must already be bf16-rounded in bf16 models.
   void linear_forward(int64_t l, Linear which, float* y, const float* x, int64_t M, float beta);
@@ -124,6 +139,12 @@ class LlamaModel {
  private:
   void load_impl(const SafetensorsModel& weights, bool allow_vocab_growth);
   void store_frozen(const ParamEntry& e, const float* values);
+  // full_shard: the per-process pieces of [lo, hi), gathering it, and summing a gradient
+  // of [lo, hi) over the processes into this process's part of grads_.
+  std::vector<std::pair<size_t, size_t>> pieces(size_t lo, size_t hi) const;
+  void gather(size_t lo, size_t hi, float* dst);
+  void reduce_into_shard(size_t lo, size_t hi, const float* grad);
+  void gather_head();
   struct LayerActs {
     // Saved for the backward. The normalized inputs and the SwiGLU output are not kept:
     // they are recomputed from x_in, x_mid and gate_up (two cheap elementwise passes)
@@ -159,6 +180,13 @@ class LlamaModel {
   DeviceBuffer<float> params_, grads_, compute_;
   size_t compute_offset_ = 0;
   std::unique_ptr<FrozenBase> frozen_;
+  bool sharded_ = false;
+  ParamShard shard_;
+  size_t layer_span_ = 0;
+  int64_t gathered_layer_ = -1;
+  bool head_gathered_ = false;
+  DeviceBuffer<float> layer_buf_, layer_grad_, head_embed_, head_norm_, head_lm_, reduce_tmp_;
+  DeviceBuffer<float> head_grad_embed_, head_grad_norm_, head_grad_lm_;
   LoraTable lora_;
   DeviceBuffer<float> lora_params_, lora_grads_, lora_compute_;
   DeviceBuffer<float> lora_x_, lora_du_, lora_u_, norm_dw_;  // scratch

@@ -123,7 +123,7 @@ std::string checkpoint_save_sharded(const std::string& output_dir, const Checkpo
   comm.barrier();
   const std::vector<int64_t> shape{int64_t(count)};
   safetensors_write((tmp_dir / shard_file_name(comm.rank(), comm.size())).string(),
-                    {{"params", DType::F32, shape, params + begin},
+                    {{"params", DType::F32, shape, params},
                      {"adam.m", DType::F32, shape, adam_m},
                      {"adam.v", DType::F32, shape, adam_v}},
                     {{"format", "lathe-train-state"},
@@ -162,7 +162,8 @@ CheckpointState checkpoint_load(const std::string& folder, float* params, float*
 }
 
 CheckpointState checkpoint_load_range(const std::string& folder, float* params, float* adam_m,
-                                      float* adam_v, size_t n, size_t begin, size_t count) {
+                                      float* adam_v, size_t n, size_t begin, size_t count,
+                                      bool params_in_range) {
   const std::string state_path = (fs::path(folder) / kStateFile).string();
   std::ifstream f(state_path);
   LATHE_CHECK(f, "cannot open ", state_path, ": the checkpoint is incomplete");
@@ -205,8 +206,11 @@ CheckpointState checkpoint_load_range(const std::string& folder, float* params, 
     }
     LATHE_CHECK(off + len <= n, st.path(), ": range [", off, ", ", off + len,
                 ") is past the model's ", n, " parameters");
-    std::memcpy(params + off, src[0], len * sizeof(float));
     const size_t lo = std::max(off, begin), hi = std::min(off + len, begin + count);
+    if (!params_in_range)
+      std::memcpy(params + off, src[0], len * sizeof(float));
+    else if (lo < hi)
+      std::memcpy(params + (lo - begin), src[0] + (lo - off), (hi - lo) * sizeof(float));
     if (lo < hi) {
       std::memcpy(adam_m + (lo - begin), src[1] + (lo - off), (hi - lo) * sizeof(float));
       std::memcpy(adam_v + (lo - begin), src[2] + (lo - off), (hi - lo) * sizeof(float));

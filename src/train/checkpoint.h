@@ -47,7 +47,7 @@ CheckpointState checkpoint_load(const std::string& folder, float* params, float*
 // parameters and AdamW state, in parallel, to state-rank{r}-of-{N}.safetensors; after a
 // barrier process 0 writes trainer_state.json, listing the shards, and only then renames
 // the folder into place, so a save cut short anywhere leaves the previous checkpoint as
-// the newest. `params` is the whole (replicated) buffer; adam_m / adam_v hold the range.
+// the newest. params, adam_m and adam_v point at the range's first element.
 class Communicator;
 std::string checkpoint_save_sharded(const std::string& output_dir, const CheckpointState& state,
                                     const float* params, const float* adam_m,
@@ -57,7 +57,9 @@ std::string checkpoint_save_sharded(const std::string& output_dir, const Checkpo
 
 // Reads any checkpoint, whole or sharded by any number of processes: all n parameters,
 // and the AdamW state of [begin, begin + count) (the reader's own range).
+// params_in_range: params also holds only the range (full_shard), not all n.
 CheckpointState checkpoint_load_range(const std::string& folder, float* params, float* adam_m,
-                                      float* adam_v, size_t n, size_t begin, size_t count);
+                                      float* adam_v, size_t n, size_t begin, size_t count,
+                                      bool params_in_range = false);
 
 }  // namespace lathe

@@ -46,14 +46,14 @@ std::optional<AdapterSetup> adapter_setup(const Config& cfg) {
 
 
 std::unique_ptr<LlamaModel> load_model(const Config& cfg, const LlamaConfig& mc, Backend& be,
-                                       bool grown_vocab) {
+                                       bool grown_vocab, const ParamShard* shard) {
   const std::optional<AdapterSetup> adapter = adapter_setup(cfg);
   LATHE_CHECK(!(adapter && grown_vocab), "model.special_tokens with peft.method=", cfg.peft.method,
               ": the new embedding rows would stay frozen and untrained; add special tokens in "
               "a full fine-tune (peft.method=none)");
   auto model = std::make_unique<LlamaModel>(mc, be, precision_from_name(cfg.train.precision),
                                             cfg.train.activation_checkpointing,
-                                            adapter ? &*adapter : nullptr);
+                                            adapter ? &*adapter : nullptr, shard);
   SafetensorsModel weights(cfg.model.path);
   if (grown_vocab)
     model->load_growing_vocab(weights);

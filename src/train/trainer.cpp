@@ -21,6 +21,7 @@
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
+#include "model/param_table.h"
 #include "train/model_loader.h"
 #include "dist/communicator.h"
 #include "eval/evaluator.h"
@@ -94,9 +95,12 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   LATHE_CHECK(!cfg_.data.train.empty(), "data.train is not set: give a jsonl file, e.g. data.train=train.jsonl");
   comm_ = make_communicator(cfg_.dist.timeout);
   strategy_ = shard_strategy_from_name(cfg_.dist.strategy);
-  LATHE_CHECK(strategy_ != ShardStrategy::FullShard && strategy_ != ShardStrategy::HybridShard,
-              "dist.strategy=", cfg_.dist.strategy, " is not available yet: use shard_grad_op "
-              "(ZeRO-2: gradients and optimizer state sharded), zero1 or no_shard");
+  LATHE_CHECK(strategy_ != ShardStrategy::HybridShard,
+              "dist.strategy=", cfg_.dist.strategy, " is not available yet: use full_shard "
+              "(ZeRO-3) or shard_grad_op (ZeRO-2)");
+  LATHE_CHECK(!(strategy_ == ShardStrategy::FullShard && cfg_.peft.method != "none"),
+              "dist.strategy=full_shard with peft.method=", cfg_.peft.method, ": the frozen base "
+              "is not sharded; use shard_grad_op for LoRA (its adapters are small)");
   // Processes sharing a machine share its cores, unless told otherwise (train.threads,
   // OMP_NUM_THREADS): each would otherwise start a thread per core.
   int threads = int(cfg_.train.threads);
@@ -116,7 +120,13 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
                  ids.size(), tokenizer_->vocab_size(), static_cast<long long>(mc.vocab_size));
   }
   model_config_json_ = llama_config_to_json_text(mc, mc.torch_dtype);
-  model_ = load_model(cfg_, mc, *be_, tokenizer_ != nullptr);
+  // full_shard: this process holds one range of the flat parameters.
+  std::optional<ParamShard> pshard;
+  if (strategy_ == ShardStrategy::FullShard && comm_->size() > 1) {
+    const auto r = shard_ranges(make_param_table(mc).total, comm_->size())[size_t(comm_->rank())];
+    pshard = ParamShard{comm_.get(), r.first, r.second};
+  }
+  model_ = load_model(cfg_, mc, *be_, tokenizer_ != nullptr, pshard ? &*pshard : nullptr);
   extended_tokenizer_ = tokenizer_ != nullptr;
   if (needs_generation(cfg_) && !tokenizer_) tokenizer_ = Tokenizer::load(cfg_.model.path);
 
@@ -187,8 +197,12 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   os.grad_clip = cfg_.train.grad_clip;
   // Sharded strategies: this process updates (and keeps optimizer state for) its range.
   shard_ = {0, n};
-  if (comm_->size() > 1 && strategy_ != ShardStrategy::NoShard)
+  if (model_->sharded()) {
+    // trainable() is this process's range already; its place in the whole model:
+    shard_ = shard_ranges(model_->num_params(), comm_->size())[size_t(comm_->rank())];
+  } else if (comm_->size() > 1 && strategy_ != ShardStrategy::NoShard) {
     shard_ = shard_ranges(n, comm_->size())[size_t(comm_->rank())];
+  }
   if (comm_->size() > 1 && strategy_ == ShardStrategy::Zero2)
     grad_shard_ = DeviceBuffer<float>(*be_, shard_.second);
   optimizer_ = std::make_unique<AdamW>(*be_, shard_.second, os);
@@ -196,9 +210,10 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     if (auto latest = checkpoint_latest(cfg_.output.dir)) {
       // A checkpoint written by any number of processes: each reads all parameters and
       // the optimizer state of its own range.
-      CheckpointState s = checkpoint_load_range(*latest, model_->trainable().params,
-                                                optimizer_->m(), optimizer_->v(), n,
-                                                shard_.first, shard_.second);
+      CheckpointState s = checkpoint_load_range(
+          *latest, model_->trainable().params, optimizer_->m(), optimizer_->v(),
+          model_->sharded() ? model_->num_params() : n, shard_.first, shard_.second,
+          /*params_in_range=*/model_->sharded());
       LATHE_CHECK(s.seed == cfg_.train.seed, *latest, ": written with train.seed=", s.seed,
                   " but this run has train.seed=", cfg_.train.seed,
                   ": resume with the same seed or start a new output.dir");
@@ -268,6 +283,15 @@ double Trainer::data_parallel_update(double lr) {
   const TrainableParams t = model_->trainable();
   const auto ranges = shard_ranges(t.n, comm_->size());
   double norm = 0;
+  if (model_->sharded()) {
+    // Gradients were reduced to their owners layer by layer during the backward.
+    double sq = be_->sum_squares(t.grads, t.n);
+    comm_->allreduce_sum(&sq, 1);
+    norm = std::sqrt(sq);
+    optimizer_->update(t, t.grads, 0, t.n, lr, step_ + 1, norm);
+    model_->refresh_compute_weights();
+    return norm;
+  }
   if (strategy_ == ShardStrategy::Zero2) {
     comm_->reduce_scatter_sum(t.grads, grad_shard_.get(), ranges);
     double sq = be_->sum_squares(grad_shard_.get(), shard_.second);
@@ -337,9 +361,15 @@ std::string Trainer::save_checkpoint() {
                            cfg_.output.keep_last, best_dir_);
   // Each process writes one range, in parallel: its optimizer shard, or (no_shard, where
   // everything is replicated) an equal share.
+  if (model_->sharded()) {
+    s.num_params = model_->num_params();
+    return checkpoint_save_sharded(cfg_.output.dir, s, t.params, optimizer_->m(), optimizer_->v(),
+                                   model_->num_params(), shard_.first, shard_.second, *comm_,
+                                   cfg_.output.keep_last, best_dir_);
+  }
   const auto mine = shard_ranges(t.n, comm_->size())[size_t(comm_->rank())];
   const size_t skip = mine.first - shard_.first;
-  return checkpoint_save_sharded(cfg_.output.dir, s, t.params, optimizer_->m() + skip,
+  return checkpoint_save_sharded(cfg_.output.dir, s, t.params + mine.first, optimizer_->m() + skip,
                                  optimizer_->v() + skip, t.n, mine.first, mine.second, *comm_,
                                  cfg_.output.keep_last, best_dir_);
 }
@@ -353,9 +383,13 @@ std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty)
   es.pad_to_max = cfg_.data.padding == "max_length";
   es.max_samples = cfg_.eval.max_samples;
   es.max_new_tokens = cfg_.eval.max_new_tokens;
-  es.rank = comm_->rank();
-  es.world = comm_->size();
-  es.sum_across = [this](double* v, size_t n) { comm_->allreduce_sum(v, n); };
+  // Split the loss rows over the processes, except under full_shard, where every forward
+  // gathers layers collectively and so all processes must run the same batches.
+  if (!model_->sharded()) {
+    es.rank = comm_->rank();
+    es.world = comm_->size();
+    es.sum_across = [this](double* v, size_t n) { comm_->allreduce_sum(v, n); };
+  }
   const EvalReport r = lathe::evaluate(*model_, *be_, tokenizer_.get(), eval_rows_, es);
   nlohmann::json j = {{"step", step_}};
   std::string line;

@@ -97,7 +97,7 @@ TEST_F(DataParallel, EachStrategyMatchesOneProcessWithTheWholeBatch) {
   ASSERT_EQ(one.status, 0) << one.output;
   const std::vector<double> want = losses(dir + "/one");
   ASSERT_EQ(want.size(), 10u);
-  for (const char* strategy : {"no_shard", "zero1", "shard_grad_op"}) {
+  for (const char* strategy : {"no_shard", "zero1", "shard_grad_op", "full_shard"}) {
     const std::string out = dir + "/" + strategy;
     Shell r = sh(mpirun(4) + lathe +
                  common_args(std::string("train.batch_size=1 dist.strategy=") + strategy +
@@ -115,27 +115,45 @@ TEST_F(DataParallel, EachStrategyMatchesOneProcessWithTheWholeBatch) {
 }
 
 TEST_F(DataParallel, FourProcessCheckpointResumesOnTwo) {
-  const std::string dir = testing::temp_dir("dp_elastic");
+  for (const std::string strategy : {"shard_grad_op", "full_shard"}) {
+    const std::string dir = testing::temp_dir("dp_elastic_" + strategy);
+    const std::string lathe = LATHE_BINARY;
+    const std::string args = "dist.strategy=" + strategy + " output.save_every=5 ";
+    Shell full = sh(mpirun(4) + lathe + common_args(args + "train.batch_size=1 output.dir=" + dir + "/full"));
+    ASSERT_EQ(full.status, 0) << full.output;
+    // The same run stopped after step 5: its step-5 checkpoint, without the later one.
+    fs::copy(dir + "/full", dir + "/split", fs::copy_options::recursive);
+    fs::remove_all(dir + "/split/checkpoints/step_00000010");
+    ASSERT_TRUE(fs::exists(dir + "/split/checkpoints/step_00000005"));
+    // Continue with 2 processes of micro-batch 2 (the same 4 rows per micro-step).
+    Shell second = sh(mpirun(2) + lathe +
+                      common_args(args + "train.batch_size=2 train.resume=true output.dir=" + dir + "/split"));
+    ASSERT_EQ(second.status, 0) << second.output;
+    EXPECT_NE(second.output.find("resumed from"), std::string::npos) << second.output;
+    // metrics.jsonl of the split run: the 10 copied steps, then 6..10 again from the resume.
+    const std::vector<double> a = losses(dir + "/full"), b = losses(dir + "/split");
+    ASSERT_EQ(b.size(), 15u);
+    const std::vector<double> tail_a(a.end() - 5, a.end()), tail_b(b.end() - 5, b.end());
+    const double err = max_rel(tail_b, tail_a);
+    EXPECT_LT(err, 1e-5) << strategy;
+    EXPECT_LT(weights_rel(dir + "/split/final", dir + "/full/final"), 1e-5) << strategy;
+    std::printf("[ reached  ] %s, resume 4 -> 2 processes: losses of steps 6-10 rel error %.1e\n",
+                strategy.c_str(), err);
+  }
+}
+
+TEST_F(DataParallel, FullShardBf16WithCheckpointingMatchesOneProcess) {
+  const std::string dir = testing::temp_dir("dp_fs_bf16");
   const std::string lathe = LATHE_BINARY;
-  const std::string args = "train.batch_size=1 dist.strategy=shard_grad_op output.save_every=5 ";
-  Shell full = sh(mpirun(4) + lathe + common_args(args + "output.dir=" + dir + "/full"));
-  ASSERT_EQ(full.status, 0) << full.output;
-  // The same run stopped after step 5: its step-5 checkpoint, without the later one.
-  fs::copy(dir + "/full", dir + "/split", fs::copy_options::recursive);
-  fs::remove_all(dir + "/split/checkpoints/step_00000010");
-  ASSERT_TRUE(fs::exists(dir + "/split/checkpoints/step_00000005"));
-  // Continue with 2 processes of micro-batch 2 (the same 4 rows per micro-step).
-  Shell second = sh(mpirun(2) + lathe +
-                    common_args("train.batch_size=2 dist.strategy=shard_grad_op output.save_every=5 "
-                                "train.resume=true output.dir=" + dir + "/split"));
-  ASSERT_EQ(second.status, 0) << second.output;
-  EXPECT_NE(second.output.find("resumed from"), std::string::npos) << second.output;
-  const std::vector<double> a = losses(dir + "/full"), b = losses(dir + "/split");
-  ASSERT_EQ(b.size(), 15u);
-  const std::vector<double> tail_a(a.end() - 5, a.end()), tail_b(b.end() - 5, b.end());
-  const double err = max_rel(tail_b, tail_a);
+  const std::string args = "train.precision=bf16 train.activation_checkpointing=true ";
+  Shell one = sh("OMP_WAIT_POLICY=PASSIVE " + lathe + common_args(args + "train.batch_size=4 output.dir=" + dir + "/one"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  Shell four = sh(mpirun(4) + lathe + common_args(args + "train.batch_size=1 dist.strategy=full_shard "
+                                                         "output.dir=" + dir + "/four"));
+  ASSERT_EQ(four.status, 0) << four.output;
+  const double err = max_rel(losses(dir + "/four"), losses(dir + "/one"));
   EXPECT_LT(err, 1e-5);
-  std::printf("[ reached  ] resume 4 -> 2 processes: losses of steps 6-10 rel error %.1e\n", err);
+  std::printf("[ reached  ] full_shard, bf16, activation checkpointing, 4 x 1 vs 1 x 4: losses %.1e\n", err);
 }
 
 TEST_F(DataParallel, ASaveCutShortLeavesThePreviousCheckpointToResumeFrom) {

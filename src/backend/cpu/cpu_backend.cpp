@@ -96,6 +96,7 @@ class CpuBackend final : public Backend {
     return cpu::softmax_cross_entropy(logits, targets, M, V, scale);
   }
   void round_to_bf16(float* x, size_t n) override { cpu::round_to_bf16(x, n); }
+  void add(float* y, const float* x, size_t n) override { cpu::add(y, x, n); }
   double sum_squares(const float* x, size_t n) override { return cpu::sum_squares(x, n); }
   void dequantize_bf16(float* out, const uint16_t* in, size_t n) override {
     cpu::dequantize_bf16(out, in, n);

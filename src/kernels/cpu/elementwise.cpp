@@ -20,6 +20,11 @@ LATHE_HOT void round_to_bf16(float* x, size_t n) {
   }
 }
 
+LATHE_HOT void add(float* __restrict y, const float* __restrict x, size_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (size_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
 LATHE_HOT double sum_squares(const float* x, size_t n) {
   // Blocks of fp32 sums added in fp64 in block order: accurate, and the same bits on
   // every run (an OpenMP reduction adds in thread-arrival order, which would make
