@@ -27,7 +27,7 @@ args=(model.path="$out/llama-56m" data.train="$out/rows.jsonl" data.seq_len=256 
 echo "| processes | strategy | tok/s (all) | bytes sent / process / step | theory | in collectives | peak RSS / process | plan |"
 echo "|---|---|---|---|---|---|---|---|"
 for np in 1 2 4; do
-  for strategy in no_shard zero1 shard_grad_op; do
+  for strategy in no_shard zero1 shard_grad_op full_shard; do
     [ "$np" -eq 1 ] && [ "$strategy" != no_shard ] && continue
     run="$out/run_${np}_$strategy"
     rm -rf "$run"

@@ -236,10 +236,13 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
     const size_t offset = c.tie_word_embeddings || t.layers.empty() ? 0 : t.layers[0].ln1;
     p.compute_params = bf16 ? t.total - offset : 0;
     p.master = 4 * part(t.total, split_all);
-    p.compute_copy = 4 * part(p.compute_params, split_all);
-    // One layer or the embedding / lm_head matrix in fp32 (what the kernels read), for its
-    // parameters and its gradient.
-    unit = 2 * 4 * double(std::max(layer_span(t), V * C));
+    // full_shard keeps no compute copy: gathered layers are rounded in place.
+    p.compute_copy = split_all ? 0 : 4 * part(p.compute_params, split_all);
+    // LlamaModel's full_shard buffers: the gathered layer and its gradient, the gathered
+    // embedding, lm_head and final norm and their gradients, and the reduce scratch.
+    unit = split_all ? 4 * (2 * double(layer_span(t)) + 4 * V * C + 2 * C +
+                            double(std::max(layer_span(t), V * C)))
+                     : 0;
     // Rank 0 converts the fp32 master to the save dtype (LlamaModel::export_tensors; fp32
     // is written from the master itself); with split parameters it first gathers them.
     p.host_export = (in.save_bytes == 4 ? 0.0 : double(t.total) * double(in.save_bytes)) +
