@@ -3,7 +3,8 @@
 # (micro-batch 1 × 256 per process, fp32): tokens/s, bytes each process sends per step
 # next to the theory (ring all-reduce of the fp32 gradient: 2(N-1)/N · 4Ψ; reduce-scatter
 # + all-gather: the same), the share of the step spent inside collectives, and each
-# process's peak RSS next to `lathe plan`'s prediction.
+# process's peak RSS next to `lathe plan`'s prediction plus the process runtime (lathe,
+# oneDNN and Open MPI themselves: measured per process count on a tiny model).
 #   bash bench/dist_bench.sh [steps=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,9 +25,23 @@ PY
 root=""; [ "$(id -u)" -eq 0 ] && root="--allow-run-as-root"
 args=(model.path="$out/llama-56m" data.train="$out/rows.jsonl" data.seq_len=256 data.shuffle=false
       train.precision=fp32 train.batch_size=1 train.max_steps="$steps" train.threads=1 train.grad_clip=1.0)
-echo "| processes | strategy | tok/s (all) | bytes sent / process / step | theory | in collectives | peak RSS / process | plan |"
-echo "|---|---|---|---|---|---|---|---|"
+cat > "$out/tiny.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+ "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "num_key_value_heads": 4, "vocab_size": 32000, "max_position_embeddings": 512,
+ "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true}
+JSON
+[ -d "$out/tiny" ] || $lathe bench --model-config "$out/tiny.json" --save-model "$out/tiny" --precision fp32 2>/dev/null
+echo "| processes | strategy | tok/s (all) | bytes sent / process / step | theory | in collectives | peak RSS / process | plan + runtime | error |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for np in 1 2 4; do
+  # The runtime: a 2-layer, 64-wide model's run with the same processes (its own plan subtracted).
+  OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE mpirun $root --oversubscribe --bind-to none -np "$np" \
+    /usr/bin/time -f "rss_kb %M" $lathe train /dev/null "${args[@]}" model.path="$out/tiny" \
+    output.dir="$out/tiny_run_$np" >"$out/tiny_$np.log" 2>&1
+  tiny_plan=$($lathe plan /dev/null "${args[@]}" model.path="$out/tiny" --world-size "$np" --json 2>/dev/null \
+              | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['lathe']['total'] / 1048576)")
+  runtime=$(/usr/bin/python3 -c "import re,sys; r=[int(x)/1024 for x in re.findall(r'rss_kb (\d+)', open('$out/tiny_$np.log').read())]; print(max(r) - $tiny_plan)")
   for strategy in no_shard zero1 shard_grad_op full_shard; do
     [ "$np" -eq 1 ] && [ "$strategy" != no_shard ] && continue
     run="$out/run_${np}_$strategy"
@@ -36,19 +51,21 @@ for np in 1 2 4; do
       output.dir="$run" >"$run.log" 2>&1
     plan=$($lathe plan /dev/null "${args[@]}" dist.strategy=$strategy --world-size "$np" --json 2>/dev/null \
            | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(d['lathe']['total'] / 1048576)" 2>/dev/null || echo "-")
-    /usr/bin/python3 - "$run" "$np" "$strategy" "$plan" <<'PY'
+    /usr/bin/python3 - "$run" "$np" "$strategy" "$plan" "$runtime" <<'PY'
 import json, re, sys
-run, np_, strategy, plan = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+run, np_, strategy, plan, runtime = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
 rows = [json.loads(l) for l in open(run + "/metrics.jsonl") if '"loss"' in l][1:]  # first step warms up
 tok = sum(r["tokens"] for r in rows) / sum(r["step_time_s"] for r in rows)
 comm = sum(r.get("comm_bytes", 0) for r in rows) / len(rows)
 share = sum(r.get("comm_s", 0) for r in rows) / sum(r["step_time_s"] for r in rows)
 params = 55976448
-theory = 2 * (np_ - 1) / np_ * 4 * params
+# ZeRO-3 gathers the parameters for forward and backward and reduce-scatters gradients: 3
+# transfers of the model where the others make 2 (lathe reuses the layer it just ran).
+theory = (3 if strategy == "full_shard" else 2) * (np_ - 1) / np_ * 4 * params
 rss = [int(x) / 1024 for x in re.findall(r"rss_kb (\d+)", open(run + ".log").read())]
-plan_s = f"{float(plan):.0f} MB" if plan not in ("", "-") else "-"
+want = float(plan) + runtime
 print(f"| {np_} | {strategy} | {tok:.0f} | {comm/1e6:.1f} MB | {theory/1e6:.1f} MB | {100*share:.0f}% | "
-      f"{max(rss):.0f} MB | {plan_s} |")
+      f"{max(rss):.0f} MB | {want:.0f} MB | {100*(max(rss)-want)/want:+.1f}% |")
 PY
   done
 done
