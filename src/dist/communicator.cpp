@@ -43,6 +43,7 @@ class SingleProcess final : public Communicator {
   }
   void broadcast(void*, size_t, int) override {}
   void barrier() override {}
+  std::unique_ptr<Communicator> split(int, int) override { return std::make_unique<SingleProcess>(); }
 };
 
 // Counts and displacements for the v-collectives (MPI takes int counts: chunk anything
@@ -61,16 +62,29 @@ struct Counts {
 
 class MpiCommunicator final : public Communicator {
  public:
-  explicit MpiCommunicator(double timeout_s) : timeout_s_(timeout_s) {
+  explicit MpiCommunicator(double timeout_s) : timeout_s_(timeout_s), owns_mpi_(true) {
     int inited = 0;
     MPI_Initialized(&inited);
     if (!inited) {
       int provided = 0;
       MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
     }
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    comm_ = MPI_COMM_WORLD;
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
     watchdog_ = std::thread([this] { watch(); });
+  }
+  // A sub-communicator (split); MPI itself stays owned by the world communicator.
+  MpiCommunicator(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s), owns_mpi_(false) {
+    comm_ = comm;
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    watchdog_ = std::thread([this] { watch(); });
+  }
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    MPI_Comm sub;
+    check(MPI_Comm_split(comm_, color, key, &sub), "split");
+    return std::make_unique<MpiCommunicator>(sub, timeout_s_);
   }
   ~MpiCommunicator() override {
     {
@@ -81,6 +95,10 @@ class MpiCommunicator final : public Communicator {
     watchdog_.join();
     int finalized = 0;
     MPI_Finalized(&finalized);
+    if (!owns_mpi_) {
+      if (!finalized) MPI_Comm_free(&comm_);
+      return;
+    }
     if (!finalized) MPI_Finalize();
   }
   int rank() const override { return rank_; }
@@ -93,11 +111,11 @@ class MpiCommunicator final : public Communicator {
     Guard g(*this, "allreduce", 2.0 * ring_share() * double(n * sizeof(float)));
     for (size_t off = 0; off < n; off += kChunk)
       check(MPI_Allreduce(MPI_IN_PLACE, data + off, int(std::min(kChunk, n - off)), MPI_FLOAT,
-                          MPI_SUM, MPI_COMM_WORLD), "allreduce");
+                          MPI_SUM, comm_), "allreduce");
   }
   void allreduce_sum(double* data, size_t n) override {
     Guard g(*this, "allreduce", 2.0 * ring_share() * double(n * sizeof(double)));
-    check(MPI_Allreduce(MPI_IN_PLACE, data, int(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+    check(MPI_Allreduce(MPI_IN_PLACE, data, int(n), MPI_DOUBLE, MPI_SUM, comm_), "allreduce");
   }
   void reduce_scatter_sum(const float* in, float* out,
                           const std::vector<std::pair<size_t, size_t>>& r) override {
@@ -110,9 +128,9 @@ class MpiCommunicator final : public Communicator {
         const int n = int(std::min(kChunk, count - off));
         float* dst = owner == rank_ ? out + off : nullptr;
         if (owner == rank_ && in + first + off == dst)
-          check(MPI_Reduce(MPI_IN_PLACE, dst, n, MPI_FLOAT, MPI_SUM, owner, MPI_COMM_WORLD), "reduce");
+          check(MPI_Reduce(MPI_IN_PLACE, dst, n, MPI_FLOAT, MPI_SUM, owner, comm_), "reduce");
         else
-          check(MPI_Reduce(in + first + off, dst, n, MPI_FLOAT, MPI_SUM, owner, MPI_COMM_WORLD),
+          check(MPI_Reduce(in + first + off, dst, n, MPI_FLOAT, MPI_SUM, owner, comm_),
                 "reduce");
       }
     }
@@ -121,14 +139,14 @@ class MpiCommunicator final : public Communicator {
     Counts c(r);
     Guard g(*this, "allgather", ring_share() * double(total(r) * sizeof(float)));
     check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, c.counts.data(), c.displs.data(),
-                         MPI_FLOAT, MPI_COMM_WORLD), "allgather");
+                         MPI_FLOAT, comm_), "allgather");
   }
   void allgather_from(const float* send, float* out,
                       const std::vector<std::pair<size_t, size_t>>& r) override {
     Counts c(r);
     Guard g(*this, "allgather", ring_share() * double(total(r) * sizeof(float)));
     check(MPI_Allgatherv(send, c.counts[size_t(rank_)], MPI_FLOAT, out, c.counts.data(),
-                         c.displs.data(), MPI_FLOAT, MPI_COMM_WORLD), "allgather");
+                         c.displs.data(), MPI_FLOAT, comm_), "allgather");
   }
   void gather_to(const float* in, float* out, int root,
                  const std::vector<std::pair<size_t, size_t>>& r) override {
@@ -136,15 +154,15 @@ class MpiCommunicator final : public Communicator {
     Guard g(*this, "gather", double(r[size_t(rank_)].second * sizeof(float)));
     const auto& mine = r[size_t(rank_)];
     check(MPI_Gatherv(in + mine.first, int(mine.second), MPI_FLOAT, out, c.counts.data(),
-                      c.displs.data(), MPI_FLOAT, root, MPI_COMM_WORLD), "gather");
+                      c.displs.data(), MPI_FLOAT, root, comm_), "gather");
   }
   void broadcast(void* data, size_t bytes, int root) override {
     Guard g(*this, "broadcast", double(bytes));
-    check(MPI_Bcast(data, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
+    check(MPI_Bcast(data, int(bytes), MPI_BYTE, root, comm_), "broadcast");
   }
   void barrier() override {
     Guard g(*this, "barrier", 0);
-    check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
+    check(MPI_Barrier(comm_), "barrier");
   }
 
  private:
@@ -206,6 +224,8 @@ class MpiCommunicator final : public Communicator {
   }
 
   double timeout_s_;
+  bool owns_mpi_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   std::mutex mu_;
   std::condition_variable cv_;

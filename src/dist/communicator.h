@@ -44,6 +44,8 @@ class Communicator {
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual void barrier() = 0;
   virtual CommStats stats() const { return {}; }
+  // The processes with the same color, ranked by key (MPI_Comm_split); a collective.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
 };
 
 // Where this process sits in the job, from its launcher's environment: OpenMPI

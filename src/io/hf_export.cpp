@@ -55,7 +55,7 @@ void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtyp
 
 void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, DType dtype,
                               const std::string& source_folder, int rank, int world,
-                              const std::function<void()>& barrier) {
+                              const std::function<void()>& barrier, bool write_share) {
   const fs::path out(dir);
   const fs::path tmp = out.string() + ".tmp";
   if (rank == 0) {
@@ -96,7 +96,8 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
     if (model.sharded()) {
       const auto [ff, fl] = file_elems[i];
       const size_t lo = std::clamp(held.first, ff, fl), hi = std::clamp(held.first + held.second, ff, fl);
-      const std::pair<uint64_t, uint64_t> share{(lo - ff) * dtype_size(dtype), (hi - ff) * dtype_size(dtype)};
+      std::pair<uint64_t, uint64_t> share{(lo - ff) * dtype_size(dtype), (hi - ff) * dtype_size(dtype)};
+      if (!write_share) share = {0, 0};  // a replica: another process writes these bytes
       safetensors_write_parallel((tmp / name).string(), files[i], rank, world, barrier, &share);
     } else {
       safetensors_write_parallel((tmp / name).string(), files[i], rank, world, barrier);

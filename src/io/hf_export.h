@@ -22,6 +22,6 @@ void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtyp
 // index, config and tokenizer files and renames <dir>.tmp to <dir> after the last byte.
 void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, DType dtype,
                               const std::string& source_folder, int rank, int world,
-                              const std::function<void()>& barrier);
+                              const std::function<void()>& barrier, bool write_share = true);
 
 }  // namespace lathe

@@ -110,7 +110,9 @@ std::string checkpoint_save_sharded(const std::string& output_dir, const Checkpo
                                     const float* params, const float* adam_m,
                                     const float* adam_v, size_t n, size_t begin, size_t count,
                                     Communicator& comm, int64_t keep_last,
-                                    const std::string& protect) {
+                                    const std::string& protect, int shard_index,
+                                    int shard_count) {
+  if (shard_index == -2) shard_index = comm.rank(), shard_count = comm.size();
   const fs::path root = fs::path(output_dir) / "checkpoints";
   const fs::path final_dir = root / step_dir_name(state.step);
   const fs::path tmp_dir = root / (step_dir_name(state.step) + ".tmp");
@@ -122,20 +124,22 @@ std::string checkpoint_save_sharded(const std::string& output_dir, const Checkpo
   }
   comm.barrier();
   const std::vector<int64_t> shape{int64_t(count)};
-  safetensors_write((tmp_dir / shard_file_name(comm.rank(), comm.size())).string(),
-                    {{"params", DType::F32, shape, params},
-                     {"adam.m", DType::F32, shape, adam_m},
-                     {"adam.v", DType::F32, shape, adam_v}},
-                    {{"format", "lathe-train-state"},
-                     {"offset", std::to_string(begin)},
-                     {"count", std::to_string(count)},
-                     {"num_params", std::to_string(n)}});
+  if (shard_index >= 0) {
+    safetensors_write((tmp_dir / shard_file_name(shard_index, shard_count)).string(),
+                      {{"params", DType::F32, shape, params},
+                       {"adam.m", DType::F32, shape, adam_m},
+                       {"adam.v", DType::F32, shape, adam_v}},
+                      {{"format", "lathe-train-state"},
+                       {"offset", std::to_string(begin)},
+                       {"count", std::to_string(count)},
+                       {"num_params", std::to_string(n)}});
+  }
   // Every shard is on disk (each write fsyncs) before the manifest exists.
   comm.barrier();
   if (comm.rank() != 0) return "";
   nlohmann::json j = manifest(state);
   j["shards"] = nlohmann::json::array();
-  for (int r = 0; r < comm.size(); ++r) j["shards"].push_back(shard_file_name(r, comm.size()));
+  for (int r = 0; r < shard_count; ++r) j["shards"].push_back(shard_file_name(r, shard_count));
   write_file_atomic((tmp_dir / kStateFile).string(), j.dump(2) + "\n");
   fsync_path(tmp_dir.string());
   return publish(root, tmp_dir, final_dir, keep_last, protect);

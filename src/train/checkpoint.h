@@ -53,7 +53,10 @@ std::string checkpoint_save_sharded(const std::string& output_dir, const Checkpo
                                     const float* params, const float* adam_m,
                                     const float* adam_v, size_t n, size_t begin, size_t count,
                                     Communicator& comm, int64_t keep_last,
-                                    const std::string& protect = "");
+                                    const std::string& protect = "", int shard_index = -2,
+                                    int shard_count = 0);
+// shard_index / shard_count: this process's file among the writers (default: its rank of
+// comm.size()); -1: this process writes nothing (a replica of another's range).
 
 // Reads any checkpoint, whole or sharded by any number of processes: all n parameters,
 // and the AdamW state of [begin, begin + count) (the reader's own range).

@@ -95,10 +95,9 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   LATHE_CHECK(!cfg_.data.train.empty(), "data.train is not set: give a jsonl file, e.g. data.train=train.jsonl");
   comm_ = make_communicator(cfg_.dist.timeout);
   strategy_ = shard_strategy_from_name(cfg_.dist.strategy);
-  LATHE_CHECK(strategy_ != ShardStrategy::HybridShard,
-              "dist.strategy=", cfg_.dist.strategy, " is not available yet: use full_shard "
-              "(ZeRO-3) or shard_grad_op (ZeRO-2)");
-  LATHE_CHECK(!(strategy_ == ShardStrategy::FullShard && cfg_.peft.method != "none"),
+  const bool shards_params =
+      strategy_ == ShardStrategy::FullShard || strategy_ == ShardStrategy::HybridShard;
+  LATHE_CHECK(!(shards_params && cfg_.peft.method != "none"),
               "dist.strategy=full_shard with peft.method=", cfg_.peft.method, ": the frozen base "
               "is not sharded; use shard_grad_op for LoRA (its adapters are small)");
   // Processes sharing a machine share its cores, unless told otherwise (train.threads,
@@ -120,11 +119,21 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
                  ids.size(), tokenizer_->vocab_size(), static_cast<long long>(mc.vocab_size));
   }
   model_config_json_ = llama_config_to_json_text(mc, mc.torch_dtype);
-  // full_shard: this process holds one range of the flat parameters.
+  // full_shard: this process holds one range of the flat parameters. hybrid_shard: the
+  // same within a group of dist.shard_group_size processes (default: one machine's), and
+  // the groups are replicas that sum their gradients.
   std::optional<ParamShard> pshard;
-  if (strategy_ == ShardStrategy::FullShard && comm_->size() > 1) {
-    const auto r = shard_ranges(make_param_table(mc).total, comm_->size())[size_t(comm_->rank())];
-    pshard = ParamShard{comm_.get(), r.first, r.second};
+  if (shards_params && comm_->size() > 1) {
+    int group = comm_->size();
+    if (strategy_ == ShardStrategy::HybridShard) {
+      group = cfg_.dist.shard_group_size > 0 ? int(cfg_.dist.shard_group_size) : local_process_count();
+      LATHE_CHECK(group >= 1 && comm_->size() % group == 0, "dist.shard_group_size=", group,
+                  " must divide the ", comm_->size(), " processes");
+    }
+    group_comm_ = comm_->split(comm_->rank() / group, comm_->rank());
+    replica_comm_ = comm_->split(comm_->rank() % group, comm_->rank());
+    const auto r = shard_ranges(make_param_table(mc).total, group)[size_t(group_comm_->rank())];
+    pshard = ParamShard{group_comm_.get(), r.first, r.second};
   }
   model_ = load_model(cfg_, mc, *be_, tokenizer_ != nullptr, pshard ? &*pshard : nullptr);
   extended_tokenizer_ = tokenizer_ != nullptr;
@@ -199,7 +208,7 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   shard_ = {0, n};
   if (model_->sharded()) {
     // trainable() is this process's range already; its place in the whole model:
-    shard_ = shard_ranges(model_->num_params(), comm_->size())[size_t(comm_->rank())];
+    shard_ = model_->shard_range();
   } else if (comm_->size() > 1 && strategy_ != ShardStrategy::NoShard) {
     shard_ = shard_ranges(n, comm_->size())[size_t(comm_->rank())];
   }
@@ -284,9 +293,11 @@ double Trainer::data_parallel_update(double lr) {
   const auto ranges = shard_ranges(t.n, comm_->size());
   double norm = 0;
   if (model_->sharded()) {
-    // Gradients were reduced to their owners layer by layer during the backward.
+    // Gradients were reduced to their owners layer by layer during the backward, within
+    // the group; replicas of the same range (hybrid_shard) add theirs up.
+    if (replica_comm_->size() > 1) replica_comm_->allreduce_sum(t.grads, t.n);
     double sq = be_->sum_squares(t.grads, t.n);
-    comm_->allreduce_sum(&sq, 1);
+    group_comm_->allreduce_sum(&sq, 1);
     norm = std::sqrt(sq);
     optimizer_->update(t, t.grads, 0, t.n, lr, step_ + 1, norm);
     model_->refresh_compute_weights();
@@ -363,9 +374,12 @@ std::string Trainer::save_checkpoint() {
   // everything is replicated) an equal share.
   if (model_->sharded()) {
     s.num_params = model_->num_params();
+    // One group holds every range once; under hybrid_shard the other groups are copies.
+    const bool writes = replica_comm_->rank() == 0;
     return checkpoint_save_sharded(cfg_.output.dir, s, t.params, optimizer_->m(), optimizer_->v(),
                                    model_->num_params(), shard_.first, shard_.second, *comm_,
-                                   cfg_.output.keep_last, best_dir_);
+                                   cfg_.output.keep_last, best_dir_,
+                                   writes ? group_comm_->rank() : -1, group_comm_->size());
   }
   const auto mine = shard_ranges(t.n, comm_->size())[size_t(comm_->rank())];
   const size_t skip = mine.first - shard_.first;
@@ -488,7 +502,8 @@ void Trainer::run() {
   if (comm_->size() > 1 && !model_->has_adapters() && !extended_tokenizer_) {
     // Every process holds the weights: each writes its share of the files' bytes.
     export_hf_model_parallel(*model_, final_dir, dtype, cfg_.model.path, comm_->rank(),
-                             comm_->size(), [this] { comm_->barrier(); });
+                             comm_->size(), [this] { comm_->barrier(); },
+                             !model_->sharded() || replica_comm_->rank() == 0);
     if (lead) std::fprintf(stderr, "saved %s (%s, written by %d processes)\n", final_dir.c_str(),
                            sd.c_str(), comm_->size());
     return;

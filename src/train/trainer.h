@@ -65,6 +65,9 @@ class Trainer {
  private:
   Config cfg_;
   std::unique_ptr<Communicator> comm_;
+  // full_shard / hybrid_shard: the processes sharing one copy of the parameters, and the
+  // processes holding the same range in the other copies (hybrid_shard's replicas).
+  std::unique_ptr<Communicator> group_comm_, replica_comm_;
   ShardStrategy strategy_ = ShardStrategy::NoShard;
   std::pair<size_t, size_t> shard_;  // this process's range of the trainable buffer
   double data_parallel_update(double lr);

@@ -97,10 +97,10 @@ TEST_F(DataParallel, EachStrategyMatchesOneProcessWithTheWholeBatch) {
   ASSERT_EQ(one.status, 0) << one.output;
   const std::vector<double> want = losses(dir + "/one");
   ASSERT_EQ(want.size(), 10u);
-  for (const char* strategy : {"no_shard", "zero1", "shard_grad_op", "full_shard"}) {
+  for (const char* strategy : {"no_shard", "zero1", "shard_grad_op", "full_shard", "hybrid_shard"}) {
     const std::string out = dir + "/" + strategy;
     Shell r = sh(mpirun(4) + lathe +
-                 common_args(std::string("train.batch_size=1 dist.strategy=") + strategy +
+                 common_args(std::string("train.batch_size=1 dist.shard_group_size=2 dist.strategy=") + strategy +
                              " output.dir=" + out));
     ASSERT_EQ(r.status, 0) << strategy << "\n" << r.output;
     const std::vector<double> got = losses(out);
@@ -115,10 +115,11 @@ TEST_F(DataParallel, EachStrategyMatchesOneProcessWithTheWholeBatch) {
 }
 
 TEST_F(DataParallel, FourProcessCheckpointResumesOnTwo) {
-  for (const std::string strategy : {"shard_grad_op", "full_shard"}) {
+  for (const std::string strategy : {"shard_grad_op", "full_shard", "hybrid_shard"}) {
     const std::string dir = testing::temp_dir("dp_elastic_" + strategy);
     const std::string lathe = LATHE_BINARY;
-    const std::string args = "dist.strategy=" + strategy + " output.save_every=5 ";
+    const std::string args =
+        "dist.strategy=" + strategy + " dist.shard_group_size=2 output.save_every=5 ";
     Shell full = sh(mpirun(4) + lathe + common_args(args + "train.batch_size=1 output.dir=" + dir + "/full"));
     ASSERT_EQ(full.status, 0) << full.output;
     // The same run stopped after step 5: its step-5 checkpoint, without the later one.
