@@ -212,7 +212,7 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
   // backward still accumulates into the whole fp32 gradient buffer and reduce-scatters it
   // into an extra range-sized buffer (grad_shard_). full_shard (LlamaModel with a
   // ParamShard) splits master, gradients and optimizer state and adds its gather buffers;
-  // hybrid_shard, not in the trainer yet, is counted the same way over its group.
+  // hybrid_shard is counted the same way over its group.
   const bool sharded = s != ShardStrategy::NoShard && d > 1;
   const bool split_all = shards_params(s) && d > 1;
   // Elements of the largest range of a flat buffer (shard_ranges in communicator.cpp:
