@@ -24,7 +24,8 @@ with open(sys.argv[1] + "/rows.jsonl", "w") as f:
 PY
 root=""; [ "$(id -u)" -eq 0 ] && root="--allow-run-as-root"
 args=(model.path="$out/llama-56m" data.train="$out/rows.jsonl" data.seq_len=256 data.shuffle=false
-      train.precision=fp32 train.batch_size=1 train.max_steps="$steps" train.threads=1 train.grad_clip=1.0)
+      train.precision=fp32 train.batch_size=1 train.max_steps="$steps" train.threads=1 train.grad_clip=1.0
+      dist.shard_group_size=2)
 cat > "$out/tiny.json" <<'JSON'
 {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
  "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -42,8 +43,9 @@ for np in 1 2 4; do
   tiny_plan=$($lathe plan /dev/null "${args[@]}" model.path="$out/tiny" --world-size "$np" --json 2>/dev/null \
               | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['lathe']['total'] / 1048576)")
   runtime=$(/usr/bin/python3 -c "import re,sys; r=[int(x)/1024 for x in re.findall(r'rss_kb (\d+)', open('$out/tiny_$np.log').read())]; print(max(r) - $tiny_plan)")
-  for strategy in no_shard zero1 shard_grad_op full_shard; do
+  for strategy in no_shard zero1 shard_grad_op full_shard hybrid_shard; do
     [ "$np" -eq 1 ] && [ "$strategy" != no_shard ] && continue
+    [ "$strategy" = hybrid_shard ] && [ "$np" -lt 4 ] && continue  # groups of 2
     run="$out/run_${np}_$strategy"
     rm -rf "$run"
     OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE mpirun $root --oversubscribe --bind-to none -np "$np" \
@@ -61,7 +63,10 @@ share = sum(r.get("comm_s", 0) for r in rows) / sum(r["step_time_s"] for r in ro
 params = 55976448
 # ZeRO-3 gathers the parameters for forward and backward and reduce-scatters gradients: 3
 # transfers of the model where the others make 2 (lathe reuses the layer it just ran).
-theory = (3 if strategy == "full_shard" else 2) * (np_ - 1) / np_ * 4 * params
+if strategy == "hybrid_shard":  # full_shard in groups of 2, then an all-reduce of the shards
+    theory = (3 * (2 - 1) / 2 + 2 * (np_ // 2 - 1) / (np_ // 2) / 2) * 4 * params
+else:
+    theory = (3 if strategy == "full_shard" else 2) * (np_ - 1) / np_ * 4 * params
 rss = [int(x) / 1024 for x in re.findall(r"rss_kb (\d+)", open(run + ".log").read())]
 want = float(plan) + runtime
 print(f"| {np_} | {strategy} | {tok:.0f} | {comm/1e6:.1f} MB | {theory/1e6:.1f} MB | {100*share:.0f}% | "

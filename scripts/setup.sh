@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev            # oneDNN: CPU matrix products
+  ocl-icd-opencl-dev     # oneDNN's CMake package requires OpenCL (its GPU runtime); only a Recommends
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libopenmpi-dev openmpi-bin iproute2   # processes and machines: data-parallel training over MPI
   libgtest-dev           # unit tests

@@ -215,6 +215,42 @@ TEST_F(DataParallel, EvalLossSplitOverProcessesIsTheWholeEvalLoss) {
   EXPECT_LT(max_rel(b, a), 1e-6);
 }
 
+TEST_F(DataParallel, KilledWhileCheckpointingEveryStepThenResumed) {
+  // Every step writes a checkpoint, so a SIGKILL lands in or near a save; whatever it
+  // interrupted, resuming from the newest valid checkpoint must continue the
+  // uninterrupted run exactly.
+  const std::string dir = testing::temp_dir("dp_kill_save");
+  const std::string lathe = LATHE_BINARY;
+  const std::string args = "train.batch_size=1 dist.strategy=full_shard output.save_every=1 "
+                           "output.keep_last=2 train.max_steps=400 ";
+  Shell full = sh(mpirun(2) + lathe + common_args(args + "output.dir=" + dir + "/full"));
+  ASSERT_EQ(full.status, 0) << full.output;
+  Shell started = sh(mpirun(2) + lathe + common_args(args + "output.dir=" + dir + "/killed") +
+                     " > " + dir + "/log 2>&1 & echo $!");
+  const std::string mpirun_pid = started.output.substr(0, started.output.find('\n'));
+  for (int i = 0; i < 400 && losses(dir + "/killed").size() < 20; ++i) usleep(20000);
+  sh("pkill -9 -P " + mpirun_pid + " -n -f 'lathe train'");
+  for (int i = 0; i < 300 && sh("kill -0 " + mpirun_pid).status == 0; ++i) usleep(100000);
+  const std::vector<double> before = losses(dir + "/killed");
+  ASSERT_GE(before.size(), 20u);
+  ASSERT_LT(before.size(), 400u) << "the run finished before it was killed";
+  Shell resumed = sh(mpirun(2) + lathe + common_args(args + "train.resume=true output.dir=" + dir + "/killed"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  // The resumed run's losses are the last ones in metrics.jsonl; they end at step 400.
+  const std::vector<double> want = losses(dir + "/full"), got = losses(dir + "/killed");
+  size_t k = 0;  // how many steps the resume ran
+  const auto pos = resumed.output.find("(step ");
+  ASSERT_NE(pos, std::string::npos) << resumed.output;
+  k = 400 - size_t(std::stoll(resumed.output.substr(pos + 6)));
+  ASSERT_GE(got.size(), k);
+  const std::vector<double> tail_got(got.end() - std::ptrdiff_t(k), got.end());
+  const std::vector<double> tail_want(want.end() - std::ptrdiff_t(k), want.end());
+  const double err = max_rel(tail_got, tail_want);
+  EXPECT_LT(err, 1e-5);
+  std::printf("[ reached  ] killed after %zu steps, resumed for %zu: losses rel error %.1e\n",
+              before.size(), k, err);
+}
+
 TEST_F(DataParallel, LoraAdaptersTrainTheSameOnFourProcesses) {
   const std::string dir = testing::temp_dir("dp_lora");
   const std::string lathe = LATHE_BINARY;
