@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -65,17 +66,20 @@ class MpiCommunicator final : public Communicator {
   explicit MpiCommunicator(double timeout_s) : timeout_s_(timeout_s), owns_mpi_(true) {
     int inited = 0;
     MPI_Initialized(&inited);
-    if (!inited) {
-      int provided = 0;
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
-    }
+    // MULTIPLE: gradients and gathers travel on a communication thread while the
+    // training thread runs its own collectives (on another communicator).
+    int provided = MPI_THREAD_SINGLE;
+    if (!inited) MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
+    else MPI_Query_thread(&provided);
+    concurrent_ = provided == MPI_THREAD_MULTIPLE;
     comm_ = MPI_COMM_WORLD;
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     watchdog_ = std::thread([this] { watch(); });
   }
   // A sub-communicator (split); MPI itself stays owned by the world communicator.
-  MpiCommunicator(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s), owns_mpi_(false) {
+  MpiCommunicator(MPI_Comm comm, double timeout_s, bool concurrent)
+      : timeout_s_(timeout_s), owns_mpi_(false), concurrent_(concurrent) {
     comm_ = comm;
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
@@ -84,7 +88,7 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<Communicator> split(int color, int key) override {
     MPI_Comm sub;
     check(MPI_Comm_split(comm_, color, key, &sub), "split");
-    return std::make_unique<MpiCommunicator>(sub, timeout_s_);
+    return std::make_unique<MpiCommunicator>(sub, timeout_s_, concurrent_);
   }
   ~MpiCommunicator() override {
     {
@@ -104,8 +108,12 @@ class MpiCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string name() const override { return "MPI"; }
+  bool concurrent() const override { return concurrent_; }
 
-  CommStats stats() const override { return stats_; }
+  CommStats stats() const override {
+    std::lock_guard<std::mutex> lock(mu_);  // a communication thread may be updating them
+    return stats_;
+  }
 
   void allreduce_sum(float* data, size_t n) override {
     Guard g(*this, "allreduce", 2.0 * ring_share() * double(n * sizeof(float)));
@@ -189,9 +197,9 @@ class MpiCommunicator final : public Communicator {
   struct Guard {
     MpiCommunicator& c;
     Guard(MpiCommunicator& comm, const char* what, double bytes) : c(comm) {
+      std::lock_guard<std::mutex> lock(c.mu_);
       c.stats_.bytes += bytes;
       c.stats_.calls++;
-      std::lock_guard<std::mutex> lock(c.mu_);
       c.op_ = what;
       c.started_ = std::chrono::steady_clock::now();
       c.in_flight_ = true;
@@ -225,9 +233,10 @@ class MpiCommunicator final : public Communicator {
 
   double timeout_s_;
   bool owns_mpi_;
+  bool concurrent_ = false;
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false, in_flight_ = false;
   const char* op_ = "";
@@ -278,6 +287,16 @@ std::unique_ptr<Communicator> make_communicator(double timeout_s) {
   LATHE_CHECK(c->size() == p.size, "the launcher says ", p.size, " processes but MPI sees ",
               c->size(), ": is this binary linked against the same MPI as mpirun?");
   return c;
+}
+
+std::vector<std::pair<size_t, size_t>> split_ranges(const std::vector<std::pair<size_t, size_t>>& ranges,
+                                                    size_t lo, size_t hi) {
+  std::vector<std::pair<size_t, size_t>> out;
+  for (const auto& [b, n] : ranges) {
+    const size_t s = std::clamp(b, lo, hi), e = std::clamp(b + n, lo, hi);
+    out.emplace_back(s - lo, e - s);
+  }
+  return out;
 }
 
 std::vector<std::pair<size_t, size_t>> shard_ranges(size_t n, int world) {

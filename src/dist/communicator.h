@@ -44,6 +44,9 @@ class Communicator {
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual void barrier() = 0;
   virtual CommStats stats() const { return {}; }
+  // Whether collectives may run on this communicator from one thread while another
+  // thread runs them on a different one (MPI_THREAD_MULTIPLE).
+  virtual bool concurrent() const { return false; }
   // The processes with the same color, ranked by key (MPI_Comm_split); a collective.
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
 };
@@ -64,6 +67,11 @@ int local_process_count();
 // single-process one. A collective that has not completed after timeout_s seconds ends
 // the job with an error naming it.
 std::unique_ptr<Communicator> make_communicator(double timeout_s);
+
+// The parts of [lo, hi) that fall in each of `ranges`, as {offset from lo, count}: the
+// ranges argument of a collective on that piece of a sharded buffer.
+std::vector<std::pair<size_t, size_t>> split_ranges(const std::vector<std::pair<size_t, size_t>>& ranges,
+                                                    size_t lo, size_t hi);
 
 // Contiguous shard ranges of n elements over `world` processes, each a multiple of 16
 // elements (64 bytes) except the last.

@@ -238,11 +238,11 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
     p.master = 4 * part(t.total, split_all);
     // full_shard keeps no compute copy: gathered layers are rounded in place.
     p.compute_copy = split_all ? 0 : 4 * part(p.compute_params, split_all);
-    // LlamaModel's full_shard buffers: the gathered layer and its gradient, the gathered
-    // embedding, lm_head and final norm and their gradients, and the reduce scratch.
-    unit = split_all ? 4 * (2 * double(layer_span(t)) + 4 * V * C + 2 * C +
-                            double(std::max(layer_span(t), V * C)))
-                     : 0;
+    // LlamaModel's full_shard buffers: two gathered layers (one computing, the next
+    // arriving) and two layer gradients (one written, one being reduced), the gathered
+    // embedding, lm_head and final norm and their gradients (reduced straight into the
+    // shard, no scratch).
+    unit = split_all ? 4 * (4 * double(layer_span(t)) + 4 * V * C + 2 * C) : 0;
     // Rank 0 converts the fp32 master to the save dtype (LlamaModel::export_tensors; fp32
     // is written from the master itself); with split parameters it first gathers them.
     p.host_export = (in.save_bytes == 4 ? 0.0 : double(t.total) * double(in.save_bytes)) +

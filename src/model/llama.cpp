@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "dist/comm_worker.h"
 #include "dist/communicator.h"
 #include "io/safetensors.h"
 
@@ -79,7 +80,7 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
     if (precision_ == Precision::BF16) lora_compute_ = DeviceBuffer<float>(be_, lora_.total);
     return;
   }
-  if (shard && shard->comm && shard->comm->size() > 1) {
+  if (shard && shard->worker && shard->worker->comm().size() > 1) {
     LATHE_CHECK(!table_.layers.empty(), "full_shard needs at least one layer");
     sharded_ = true;
     shard_ = *shard;
@@ -88,15 +89,16 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
     params_ = DeviceBuffer<float>(be_, std::max<size_t>(1, shard_.count));
     grads_ = DeviceBuffer<float>(be_, std::max<size_t>(1, shard_.count));
     const size_t VC = size_t(cfg_.vocab_size * cfg_.hidden_size), C = size_t(cfg_.hidden_size);
-    layer_buf_ = DeviceBuffer<float>(be_, layer_span_);
-    layer_grad_ = DeviceBuffer<float>(be_, layer_span_);
+    for (int s = 0; s < 2; ++s) {
+      layer_buf_[s] = DeviceBuffer<float>(be_, layer_span_);
+      layer_grad_[s] = DeviceBuffer<float>(be_, layer_span_);
+    }
     head_embed_ = DeviceBuffer<float>(be_, VC);
     head_lm_ = DeviceBuffer<float>(be_, VC);
     head_norm_ = DeviceBuffer<float>(be_, C);
     head_grad_embed_ = DeviceBuffer<float>(be_, VC);
     head_grad_lm_ = DeviceBuffer<float>(be_, VC);
     head_grad_norm_ = DeviceBuffer<float>(be_, C);
-    reduce_tmp_ = DeviceBuffer<float>(be_, std::max(layer_span_, VC));
     return;
   }
   params_ = DeviceBuffer<float>(be_, table_.total);
@@ -125,35 +127,78 @@ void LlamaModel::store_frozen(const ParamEntry& e, const float* values) {
 }
 
 std::vector<std::pair<size_t, size_t>> LlamaModel::pieces(size_t lo, size_t hi) const {
-  std::vector<std::pair<size_t, size_t>> out;
-  for (const auto& [b, n] : shard_ranges(table_.total, shard_.comm->size())) {
-    const size_t s = std::clamp(b, lo, hi), e = std::clamp(b + n, lo, hi);
-    out.emplace_back(s - lo, e - s);
-  }
-  return out;
+  return split_ranges(shard_ranges(table_.total, shard_.worker->comm().size()), lo, hi);
 }
 
-void LlamaModel::gather(size_t lo, size_t hi, float* dst) {
+// The jobs below run on the communication thread. Their elementwise passes are plain
+// loops on that thread: the backend's kernels fork the training thread's OpenMP team.
+uint64_t LlamaModel::gather(size_t lo, size_t hi, float* dst,
+                            std::vector<std::pair<size_t, size_t>> round) {
   const size_t s = std::clamp(shard_.begin, lo, hi);
-  shard_.comm->allgather_from(params_.get() + (s - shard_.begin), dst, pieces(lo, hi));
+  const float* send = params_.get() + (s - shard_.begin);
+  const bool bf16 = precision_ == Precision::BF16;
+  return shard_.worker->submit([this, lo, hi, dst, send, bf16, round](Communicator& c) {
+    c.allgather_from(send, dst, pieces(lo, hi));
+    if (!bf16) return;
+    for (const auto& [b, n] : round)
+      for (size_t i = b; i < b + n; ++i) dst[i] = bf16_to_f32(f32_to_bf16(dst[i]));
+  });
 }
 
-void LlamaModel::reduce_into_shard(size_t lo, size_t hi, const float* grad) {
-  const auto p = pieces(lo, hi);
-  const auto& mine = p[size_t(shard_.comm->rank())];
-  shard_.comm->reduce_scatter_sum(grad, reduce_tmp_.get(), p);
-  if (mine.second > 0)
-    be_.add(grads_.get() + (lo + mine.first - shard_.begin), reduce_tmp_.get(), mine.second);
+// The sum lands straight in grads_: this process first adds what its part already holds
+// (earlier micro-batches) to its own contribution, so no reduce buffer is needed.
+uint64_t LlamaModel::reduce_into_shard(size_t lo, size_t hi, float* grad) {
+  return shard_.worker->submit([this, lo, hi, grad](Communicator& c) {
+    const auto p = pieces(lo, hi);
+    const auto& mine = p[size_t(c.rank())];
+    float* own = grads_.get() + (lo + mine.first - shard_.begin);
+    for (size_t i = 0; i < mine.second; ++i) grad[mine.first + i] += own[i];
+    c.reduce_scatter_sum(grad, own, p);
+  });
+}
+
+void LlamaModel::prefetch_layer(int64_t l) {
+  if (!sharded_ || l < 0 || l >= int64_t(table_.layers.size())) return;
+  const int s = int(l % 2);
+  if (slot_layer_[s] == l) return;
+  const LayerOffsets& o = table_.layers[size_t(l)];
+  // The slot's previous layer ran before this call (program order), so it is free.
+  slot_layer_[s] = l;
+  slot_ready_[s] = gather(o.ln1, o.ln1 + layer_span_, layer_buf_[s].get(),
+                          {{o.wqkv - o.ln1, o.ln2 - o.wqkv},  // the linear weights, not the norms
+                           {o.wgu - o.ln1, layer_span_ - (o.wgu - o.ln1)}});
+}
+
+float* LlamaModel::layer_grad_buffer(int64_t l) {
+  const int s = int(l % 2);
+  shard_.worker->wait(grad_free_[s]);
+  be_.zero(layer_grad_[s].get(), layer_span_ * sizeof(float));
+  return layer_grad_[s].get();
 }
 
 void LlamaModel::gather_head() {
   if (head_gathered_) return;
   const size_t VC = size_t(cfg_.vocab_size * cfg_.hidden_size), C = size_t(cfg_.hidden_size);
-  gather(table_.embed, table_.embed + VC, head_embed_.get());
-  gather(table_.final_norm, table_.final_norm + C, head_norm_.get());
-  gather(table_.lm_head, table_.lm_head + VC, head_lm_.get());
-  if (precision_ == Precision::BF16) be_.round_to_bf16(head_lm_.get(), VC);
+  gather(table_.embed, table_.embed + VC, head_embed_.get(), {});
+  gather(table_.final_norm, table_.final_norm + C, head_norm_.get(), {});
+  head_ready_ = gather(table_.lm_head, table_.lm_head + VC, head_lm_.get(), {{0, VC}});
   head_gathered_ = true;
+}
+
+std::pair<size_t, size_t> LlamaModel::layer_trainable_range(int64_t l) const {
+  if (frozen_) {
+    size_t lo = lora_.total, hi = 0;
+    for (size_t id : lora_.by_layer[size_t(l)]) {
+      const LoraEntry& e = lora_.entries[id];
+      lo = std::min(lo, e.a_offset);
+      hi = std::max(hi, e.b_offset + size_t(e.out * lora_.spec.r));
+    }
+    return {std::min(lo, hi), hi};
+  }
+  const LayerOffsets& o = table_.layers[size_t(l)];
+  const size_t end = size_t(l) + 1 < table_.layers.size() ? table_.layers[size_t(l) + 1].ln1
+                                                          : table_.final_norm;
+  return {o.ln1, end};
 }
 
 void LlamaModel::load_impl(const SafetensorsModel& weights, bool allow_vocab_growth) {
@@ -202,7 +247,8 @@ void LlamaModel::init_random(uint64_t seed) {
 
 void LlamaModel::refresh_compute_weights() {
   if (sharded_) {  // gathered copies are rebuilt from the updated shards on next use
-    gathered_layer_ = -1;
+    shard_.worker->wait_all();
+    slot_layer_[0] = slot_layer_[1] = -1;
     head_gathered_ = false;
     return;
   }
@@ -239,15 +285,10 @@ LayerWeights LlamaModel::layer_weights(int64_t l) {
   if (frozen_) return frozen_->layer(l);
   const LayerOffsets& o = table_.layers[size_t(l)];
   if (sharded_) {
-    float* w = layer_buf_.get();
-    if (gathered_layer_ != l) {
-      gather(o.ln1, o.ln1 + layer_span_, w);
-      if (precision_ == Precision::BF16) {  // the linear weights, not the norms
-        be_.round_to_bf16(w + (o.wqkv - o.ln1), o.ln2 - o.wqkv);
-        be_.round_to_bf16(w + (o.wgu - o.ln1), layer_span_ - (o.wgu - o.ln1));
-      }
-      gathered_layer_ = l;
-    }
+    prefetch_layer(l);
+    const int s = int(l % 2);
+    shard_.worker->wait(slot_ready_[s]);
+    float* w = layer_buf_[s].get();
     auto at = [&](size_t off) { return w + (off - o.ln1); };
     return {at(o.ln1), at(o.wqkv), at(o.wo), at(o.ln2), at(o.wgu), at(o.wd)};
   }
@@ -259,6 +300,7 @@ HeadWeights LlamaModel::head_weights() {
   if (frozen_) return frozen_->head();
   if (sharded_) {
     gather_head();
+    shard_.worker->wait(head_ready_);
     return {head_embed_.get(), head_norm_.get(), head_lm_.get()};
   }
   const float* P = params_.get();
@@ -517,8 +559,7 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
   const bool base = !frozen_;
   // G[off] is the gradient of flat parameter `off` of this layer: the full buffer, or
   // (full_shard) the layer's own buffer, reduced to its owners afterwards.
-  float* Gl = sharded_ ? layer_grad_.get() : grads_.get() + (base ? o.ln1 : 0);
-  if (sharded_) be_.zero(Gl, layer_span_ * sizeof(float));
+  float* Gl = sharded_ ? layer_grad_buffer(l) : grads_.get() + (base ? o.ln1 : 0);
   auto G_at = [&](size_t off) { return Gl + (off - o.ln1); };
   const float eps = float(cfg_.rms_norm_eps);
   const int64_t M = B_ * T_, C = cfg_.hidden_size, I = cfg_.intermediate_size;
@@ -625,6 +666,10 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
 double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
   upload_batch(b);
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, L = cfg_.num_hidden_layers;
+  if (sharded_) {  // the head and the first layer arrive together
+    gather_head();
+    prefetch_layer(0);
+  }
   const HeadWeights hw = head_weights();
   float* G = grads_.get();
   float *g_embed = nullptr, *g_norm = norm_dw_.get();
@@ -646,6 +691,7 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
   for (int64_t l = 0; l < L; ++l) {
     LayerActs& a = acts_[checkpointing_ ? 0 : size_t(l)];
     float* out = l + 1 < L ? input_of(l + 1) : x_final_.get();
+    prefetch_layer(l + 1);
     layer_forward(l, a, input_of(l), out, true);
   }
   be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x_final_.get(), hw.final_norm,
@@ -657,22 +703,39 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
   be_.zero(dx_.get(), size_t(M * C) * sizeof(float));
   be_.rmsnorm_backward(dx_.get(), g_norm, dxn_.get(), x_final_.get(), hw.final_norm,
                        rstd_final_.get(), M, C);
+  // Each gradient goes to the other processes as soon as it is final, while the layers
+  // below run their backward.
+  const size_t VC = size_t(cfg_.vocab_size * cfg_.hidden_size);
+  const bool tied = table_.lm_head == table_.embed;
+  if (sharded_) {
+    reduce_into_shard(table_.final_norm, table_.final_norm + size_t(C), head_grad_norm_.get());
+    reduce_into_shard(table_.lm_head, table_.lm_head + VC, head_grad_lm_.get());
+  } else if (G) {
+    grad_ready(table_.final_norm, table_.final_norm + size_t(C));
+    if (!tied) grad_ready(table_.lm_head, table_.lm_head + VC);  // tied: with the embedding
+  }
   for (int64_t l = L - 1; l >= 0; --l) {
     LayerActs& a = acts_[checkpointing_ ? 0 : size_t(l)];
+    prefetch_layer(l - 1);
     if (checkpointing_) {
       // Recompute this layer's activations from its saved input.
       layer_forward(l, a, input_of(l), x_final_.get(), true);
     }
     layer_backward(l, a, input_of(l), dx_.get());
-    if (sharded_) reduce_into_shard(table_.layers[size_t(l)].ln1,
-                                    table_.layers[size_t(l)].ln1 + layer_span_, layer_grad_.get());
+    const LayerOffsets& o = table_.layers[size_t(l)];
+    if (sharded_) {
+      grad_free_[l % 2] = reduce_into_shard(o.ln1, o.ln1 + layer_span_, layer_grad_[l % 2].get());
+    } else {
+      const auto [lo, hi] = layer_trainable_range(l);
+      grad_ready(lo, hi);
+    }
   }
   if (g_embed) be_.embedding_backward(g_embed, ids_.get(), dx_.get(), M, C);
   if (sharded_) {
-    const size_t VC = size_t(cfg_.vocab_size * cfg_.hidden_size);
     reduce_into_shard(table_.embed, table_.embed + VC, head_grad_embed_.get());
-    reduce_into_shard(table_.final_norm, table_.final_norm + size_t(C), head_grad_norm_.get());
-    reduce_into_shard(table_.lm_head, table_.lm_head + VC, head_grad_lm_.get());
+    shard_.worker->wait_all();  // grads_ is whole, and every buffer free for the next call
+  } else if (G) {
+    grad_ready(table_.embed, table_.embed + VC);
   }
   return loss;
 }
@@ -680,12 +743,17 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
 double LlamaModel::forward(const Batch& b, float* logits) {
   upload_batch(b);
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size, L = cfg_.num_hidden_layers;
+  if (sharded_) {
+    gather_head();
+    prefetch_layer(0);
+  }
   const HeadWeights hw = head_weights();
   LayerActs& a = acts_[0];
   // Inference needs no saved activations: ping-pong between two residual buffers.
   DeviceBuffer<float> x(be_, size_t(M * C)), y(be_, size_t(M * C));
   be_.embedding_forward(x.get(), ids_.get(), hw.embed, M, C);
   for (int64_t l = 0; l < L; ++l) {
+    prefetch_layer(l + 1);
     layer_forward(l, a, x.get(), y.get(), false);
     std::swap(x, y);
   }

@@ -3,6 +3,7 @@
 // and the activations it needs are kept in plain buffers.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,16 +46,22 @@ struct AdapterSetup {
   bool double_quant = false;
 };
 
-class Communicator;
+class CommWorker;
 
 // full_shard (ZeRO-3): this process keeps only [begin, begin + count) of the flat
 // parameters and their gradients; a layer's weights are gathered from all processes when
-// it runs (forward, and again for backward), and its gradients are reduced to their
-// owners right after its backward.
+// it runs (forward, and again for backward), the next layer's while this one computes,
+// and its gradients are reduced to their owners while the layer below runs its backward.
+// Every collective goes through `worker`, in program order.
 struct ParamShard {
-  Communicator* comm = nullptr;
+  CommWorker* worker = nullptr;
   size_t begin = 0, count = 0;
 };
+
+// Called during forward_backward with a range [lo, hi) of trainable().grads that this
+// micro-batch will not touch again: data parallel sends it to the other processes while
+// the backward goes on. The calls cover the trainable buffer exactly once.
+using GradReadyHook = std::function<void(size_t lo, size_t hi)>;
 
 // The parameters an optimizer updates: the whole model, or the LoRA adapters. `compute`
 // (bf16 training) is the rounded copy products read, covering [compute_offset, n).
@@ -85,6 +92,8 @@ class LlamaModel {
   const FrozenBase* frozen_base() const { return frozen_.get(); }
   // What the optimizer, clipping and checkpoints work on.
   TrainableParams trainable();
+  // Set (or clear, with an empty function) before forward_backward.
+  void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
   // The LoRA dropout mask of the next forward_backward derives from this seed.
   void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
 
@@ -139,12 +148,22 @@ class LlamaModel {
  private:
   void load_impl(const SafetensorsModel& weights, bool allow_vocab_growth);
   void store_frozen(const ParamEntry& e, const float* values);
-  // full_shard: the per-process pieces of [lo, hi), gathering it, and summing a gradient
-  // of [lo, hi) over the processes into this process's part of grads_.
+  // full_shard: the per-process pieces of [lo, hi); queueing its gather into dst (bf16
+  // rounding the linear weights in [round_lo, round_hi) when training in bf16), and the sum
+  // over the processes of a gradient of [lo, hi), added into this process's part of grads_.
   std::vector<std::pair<size_t, size_t>> pieces(size_t lo, size_t hi) const;
-  void gather(size_t lo, size_t hi, float* dst);
-  void reduce_into_shard(size_t lo, size_t hi, const float* grad);
+  uint64_t gather(size_t lo, size_t hi, float* dst, std::vector<std::pair<size_t, size_t>> round);
+  uint64_t reduce_into_shard(size_t lo, size_t hi, float* grad);
+  // Starts gathering layer l into its slot (l % 2) unless it is there or on its way.
+  void prefetch_layer(int64_t l);
   void gather_head();
+  // Layer l's gradient buffer under full_shard, free once its slot's last reduce is done.
+  float* layer_grad_buffer(int64_t l);
+  // The adapters' (or the layer's) range in trainable() for grad_ready_.
+  std::pair<size_t, size_t> layer_trainable_range(int64_t l) const;
+  void grad_ready(size_t lo, size_t hi) {
+    if (grad_ready_ && hi > lo) grad_ready_(lo, hi);
+  }
   struct LayerActs {
     // Saved for the backward. The normalized inputs and the SwiGLU output are not kept:
     // they are recomputed from x_in, x_mid and gate_up (two cheap elementwise passes)
@@ -183,10 +202,16 @@ class LlamaModel {
   bool sharded_ = false;
   ParamShard shard_;
   size_t layer_span_ = 0;
-  int64_t gathered_layer_ = -1;
+  // Two slots of gathered layers (one computing, one arriving) and of layer gradients
+  // (one being written, one being reduced); the tickets say when each is ready or free.
+  DeviceBuffer<float> layer_buf_[2], layer_grad_[2];
+  int64_t slot_layer_[2] = {-1, -1};
+  uint64_t slot_ready_[2] = {0, 0}, grad_free_[2] = {0, 0};
   bool head_gathered_ = false;
-  DeviceBuffer<float> layer_buf_, layer_grad_, head_embed_, head_norm_, head_lm_, reduce_tmp_;
+  uint64_t head_ready_ = 0;
+  DeviceBuffer<float> head_embed_, head_norm_, head_lm_;
   DeviceBuffer<float> head_grad_embed_, head_grad_norm_, head_grad_lm_;
+  GradReadyHook grad_ready_;
   LoraTable lora_;
   DeviceBuffer<float> lora_params_, lora_grads_, lora_compute_;
   DeviceBuffer<float> lora_x_, lora_du_, lora_u_, norm_dw_;  // scratch

@@ -164,6 +164,9 @@ const KeyDef kKeys[] = {
               .check = at_least<int64_t{0}>),
     LATHE_KEY(dist, timeout, .doc = "seconds a collective may wait for the other processes",
               .check = greater_than<0.0>),
+    LATHE_KEY(dist, overlap,
+              .doc = "send gradients (and, under full_shard, gather the next layer) on a "
+                     "communication thread while the backward (forward) goes on"),
     LATHE_KEY(output, dir, .doc = "run folder: checkpoints, logs, final model"),
     LATHE_KEY(output, save_every, .doc = "checkpoint every N steps; 0 = only the final model",
               .check = at_least<int64_t{0}>),

@@ -85,6 +85,7 @@ struct DistSection {
   std::string strategy = "no_shard";
   int64_t shard_group_size = 0;
   double timeout = 600;
+  bool overlap = true;
 };
 
 struct Config {

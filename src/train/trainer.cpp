@@ -132,8 +132,13 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     }
     group_comm_ = comm_->split(comm_->rank() / group, comm_->rank());
     replica_comm_ = comm_->split(comm_->rank() % group, comm_->rank());
+    worker_ = std::make_unique<CommWorker>(group_comm_->split(0, group_comm_->rank()),
+                                           cfg_.dist.overlap && group_comm_->concurrent());
     const auto r = shard_ranges(make_param_table(mc).total, group)[size_t(group_comm_->rank())];
-    pshard = ParamShard{group_comm_.get(), r.first, r.second};
+    pshard = ParamShard{worker_.get(), r.first, r.second};
+  } else if (comm_->size() > 1) {
+    worker_ = std::make_unique<CommWorker>(comm_->split(0, comm_->rank()),
+                                           cfg_.dist.overlap && comm_->concurrent());
   }
   model_ = load_model(cfg_, mc, *be_, tokenizer_ != nullptr, pshard ? &*pshard : nullptr);
   extended_tokenizer_ = tokenizer_ != nullptr;
@@ -239,9 +244,27 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   peak_gflops_ = matmul_peak_gflops_cached(*be_, cfg_.train.precision, false);
 }
 
+CommStats Trainer::comm_totals() const {
+  CommStats t;
+  auto add = [&](const CommStats& s, bool blocks) {
+    t.bytes += s.bytes, t.calls += s.calls;
+    if (blocks) t.seconds += s.seconds;
+  };
+  for (const Communicator* c : {comm_.get(), group_comm_.get(), replica_comm_.get()})
+    if (c) add(c->stats(), true);
+  // The worker's own collectives block training only when it runs them inline; on its
+  // thread, what blocks is the time spent waiting for it.
+  if (worker_) {
+    add(worker_->comm().stats(), !worker_->threaded());
+    t.seconds += worker_->wait_seconds();
+  }
+  return t;
+}
+
 StepMetrics Trainer::step() {
   const auto t0 = Clock::now();
-  const CommStats comm0 = comm_->stats();
+  const CommStats comm0 = comm_totals();
+  const double thread0 = worker_ && worker_->threaded() ? worker_->comm().stats().seconds : 0.0;
   const int64_t A = cfg_.train.grad_accum;
   std::vector<Batch> micro;
   int64_t targets = 0, tokens = 0;
@@ -259,10 +282,18 @@ StepMetrics Trainer::step() {
   model_->zero_grads();
   double loss_sum = 0;
   const float scale = targets > 0 ? 1.0f / float(targets) : 0.0f;
+  grad_queued_ = 0;
   for (size_t j = 0; j < micro.size(); ++j) {
     // LoRA dropout masks follow from (seed, step, micro-batch), so a resumed run draws the same.
     model_->set_dropout_seed(cfg_.train.seed * 0x100000001b3ull + uint64_t(step_ * A) + j);
+    // The last micro-batch finishes each gradient: from there each layer's goes out while
+    // the layers below run their backward (earlier micro-batches only accumulate, like
+    // DDP's no_sync). A sharded model reduces its own layers.
+    const bool last = j + 1 == micro.size();
+    if (last && comm_->size() > 1 && !model_->sharded())
+      model_->set_grad_ready_hook([this](size_t lo, size_t hi) { reduce_when_ready(lo, hi); });
     loss_sum += model_->forward_backward(micro[j], scale);
+    model_->set_grad_ready_hook({});
   }
 
   comm_->allreduce_sum(&loss_sum, 1);
@@ -278,16 +309,35 @@ StepMetrics Trainer::step() {
   m.tokens = tokens;
   m.targets = targets;
   m.step_time_s = seconds_since(t0);
-  m.comm_bytes = comm_->stats().bytes - comm0.bytes;
-  m.comm_s = comm_->stats().seconds - comm0.seconds;
+  const CommStats comm1 = comm_totals();
+  m.comm_bytes = comm1.bytes - comm0.bytes;
+  m.comm_s = comm1.seconds - comm0.seconds;
+  if (worker_ && worker_->threaded()) m.comm_thread_s = worker_->comm().stats().seconds - thread0;
   m.tokens_per_s = double(tokens) / m.step_time_s;
   const double flops = train_flops_per_token(model_->config(), cfg_.data.seq_len) * double(tokens);
   m.mfu = peak_gflops_ > 0 ? flops / m.step_time_s / (peak_gflops_ * 1e9) : 0.0;
   return m;
 }
 
-// Gradients summed over processes, then AdamW: on everything (no_shard) or on this
-// process's range followed by an all-gather of the parameters (zero1, shard_grad_op).
+// A range of the gradient that the backward has finished: summed over the processes on
+// the communication thread, whole (no_shard, zero1) or into its owners' shards
+// (shard_grad_op).
+void Trainer::reduce_when_ready(size_t lo, size_t hi) {
+  const TrainableParams t = model_->trainable();
+  grad_queued_ += hi - lo;
+  if (strategy_ != ShardStrategy::Zero2) {
+    worker_->submit([g = t.grads, lo, hi](Communicator& c) { c.allreduce_sum(g + lo, hi - lo); });
+    return;
+  }
+  const auto p = split_ranges(shard_ranges(t.n, comm_->size()), lo, hi);
+  const auto& mine = p[size_t(comm_->rank())];
+  float* out = grad_shard_.get() + (lo + mine.first - shard_.first);
+  worker_->submit([g = t.grads, lo, out, p](Communicator& c) { c.reduce_scatter_sum(g + lo, out, p); });
+}
+
+// Gradients summed over processes (queued layer by layer during the backward), then
+// AdamW: on everything (no_shard) or on this process's range followed by an all-gather
+// of the parameters (zero1, shard_grad_op).
 double Trainer::data_parallel_update(double lr) {
   const TrainableParams t = model_->trainable();
   const auto ranges = shard_ranges(t.n, comm_->size());
@@ -303,14 +353,15 @@ double Trainer::data_parallel_update(double lr) {
     model_->refresh_compute_weights();
     return norm;
   }
+  worker_->wait_all();
+  LATHE_CHECK(grad_queued_ == t.n, "internal: the backward handed over ", grad_queued_, " of ",
+              t.n, " gradient values for reduction");
   if (strategy_ == ShardStrategy::Zero2) {
-    comm_->reduce_scatter_sum(t.grads, grad_shard_.get(), ranges);
     double sq = be_->sum_squares(grad_shard_.get(), shard_.second);
     comm_->allreduce_sum(&sq, 1);
     norm = std::sqrt(sq);
     optimizer_->update(t, grad_shard_.get(), shard_.first, shard_.second, lr, step_ + 1, norm);
   } else {
-    comm_->allreduce_sum(t.grads, t.n);
     norm = std::sqrt(be_->sum_squares(t.grads, t.n));
     optimizer_->update(t, t.grads + shard_.first, shard_.first, shard_.second, lr, step_ + 1, norm);
   }
@@ -467,7 +518,10 @@ void Trainer::run() {
                         {"lr", m.lr},              {"grad_norm", m.grad_norm},
                         {"tokens", m.tokens},      {"tokens_per_s", m.tokens_per_s},
                         {"step_time_s", m.step_time_s}, {"mfu", m.mfu}};
-    if (comm_->size() > 1) j["comm_bytes"] = m.comm_bytes, j["comm_s"] = m.comm_s;
+    if (comm_->size() > 1) {
+      j["comm_bytes"] = m.comm_bytes, j["comm_s"] = m.comm_s;
+      if (worker_->threaded()) j["comm_thread_s"] = m.comm_thread_s;
+    }
     metrics << j.dump() << "\n";
     metrics.flush();
     // A stop request (SIGTERM) reaching any process stops all of them after the same step.

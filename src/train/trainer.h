@@ -15,6 +15,7 @@
 #include "data/input_ids_source.h"
 #include "data/sampler.h"
 #include "model/llama.h"
+#include "dist/comm_worker.h"
 #include "dist/communicator.h"
 #include "dist/strategy.h"
 #include "train/config.h"
@@ -30,7 +31,10 @@ struct StepMetrics {
   double loss = 0, lr = 0, grad_norm = 0;
   int64_t tokens = 0, targets = 0;
   double step_time_s = 0, tokens_per_s = 0, mfu = 0;
-  double comm_bytes = 0, comm_s = 0;  // this process's collective traffic and time in the step
+  // This process's collective traffic in the step; seconds the training thread spent
+  // blocked on communication (its own collectives, and waits for the communication
+  // thread); seconds the communication thread spent in collectives (mostly overlapped).
+  double comm_bytes = 0, comm_s = 0, comm_thread_s = 0;
 };
 
 // Whether eval.metrics includes a metric computed on generated text.
@@ -68,9 +72,14 @@ class Trainer {
   // full_shard / hybrid_shard: the processes sharing one copy of the parameters, and the
   // processes holding the same range in the other copies (hybrid_shard's replicas).
   std::unique_ptr<Communicator> group_comm_, replica_comm_;
+  // The communication thread: the sharded model's gathers and reduces, or (the other
+  // strategies) each layer's gradient reduction as soon as the backward has finished it.
+  std::unique_ptr<CommWorker> worker_;
   ShardStrategy strategy_ = ShardStrategy::NoShard;
   std::pair<size_t, size_t> shard_;  // this process's range of the trainable buffer
   double data_parallel_update(double lr);
+  void reduce_when_ready(size_t lo, size_t hi);  // queues a gradient range's reduction
+  CommStats comm_totals() const;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<LlamaModel> model_;
   std::map<std::string, double> log_eval(std::ostream& metrics, bool tty);
@@ -80,7 +89,8 @@ class Trainer {
   std::vector<TokenRow> rows_, eval_rows_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<AdamW> optimizer_;
-  DeviceBuffer<float> grad_shard_;  // shard_grad_op: the reduced gradient of shard_ (after be_)
+  DeviceBuffer<float> grad_shard_;
+  size_t grad_queued_ = 0;  // gradient values handed to the worker this step  // shard_grad_op: the reduced gradient of shard_ (after be_)
   // Set when special tokens were added (then saved with the model) or when eval metrics
   // generate text.
   std::unique_ptr<Tokenizer> tokenizer_;

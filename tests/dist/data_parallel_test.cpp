@@ -143,6 +143,34 @@ TEST_F(DataParallel, FourProcessCheckpointResumesOnTwo) {
   }
 }
 
+TEST_F(DataParallel, OverlappedCommunicationGivesTheSameBitsAsInline) {
+  // The communication thread runs the same collectives in the same order as the inline
+  // path; only when they run changes, so the losses and weights are identical.
+  const std::string dir = testing::temp_dir("dp_overlap");
+  const std::string lathe = LATHE_BINARY;
+  for (const char* strategy : {"no_shard", "shard_grad_op", "full_shard"}) {
+    std::vector<double> runs[2];
+    for (const bool overlap : {true, false}) {
+      const std::string out = dir + "/" + strategy + (overlap ? "_on" : "_off");
+      Shell r = sh(mpirun(2) + lathe +
+                   common_args(std::string("train.batch_size=2 train.precision=bf16 dist.strategy=") +
+                               strategy + " dist.overlap=" + (overlap ? "true" : "false") +
+                               " output.dir=" + out));
+      ASSERT_EQ(r.status, 0) << strategy << "\n" << r.output;
+      runs[overlap] = losses(out);
+      // Overlapped runs report the communication thread's time next to the waiting time.
+      std::ifstream f(out + "/metrics.jsonl");
+      std::string first;
+      std::getline(f, first);
+      EXPECT_EQ(first.find("comm_thread_s") != std::string::npos, overlap) << first;
+    }
+    ASSERT_EQ(runs[0].size(), 10u);
+    EXPECT_EQ(runs[0], runs[1]) << strategy;
+    EXPECT_EQ(weights_rel(dir + "/" + strategy + "_on/final", dir + "/" + strategy + "_off/final"), 0.0)
+        << strategy;
+  }
+}
+
 TEST_F(DataParallel, FullShardBf16WithCheckpointingMatchesOneProcess) {
   const std::string dir = testing::temp_dir("dp_fs_bf16");
   const std::string lathe = LATHE_BINARY;

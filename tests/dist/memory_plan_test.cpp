@@ -111,15 +111,16 @@ TEST(MemoryPlan, LatheModelStates56M) {
   EXPECT_DOUBLE_EQ(z2.grads, 4.0 * kPsi56);
   EXPECT_DOUBLE_EQ(z2.shard_buffers, 4 * range);
   EXPECT_DOUBLE_EQ(z2.optimizer, 8 * range);
-  // full_shard: everything split, plus the model's gather buffers: one layer (2,900,992
-  // floats) and its gradient, the embedding and lm_head (32000 × 512 each) and their
-  // gradients, the final norm and its gradient, and a reduce scratch of the larger unit.
+  // full_shard: everything split, plus the model's gather buffers: two layers (2,900,992
+  // floats each: one computing, one prefetched) and two layer gradients (one written, one
+  // being reduced), the embedding and lm_head (32000 × 512 each) and their gradients, the
+  // final norm and its gradient; reductions land in the shard, so no reduce scratch.
   in.strategy = ShardStrategy::FullShard;
   const MemoryPlan z3 = plan_memory(c, in);
   EXPECT_DOUBLE_EQ(z3.master, 4 * range);
   EXPECT_DOUBLE_EQ(z3.grads, 4 * range);
   EXPECT_DOUBLE_EQ(z3.optimizer, 8 * range);
-  EXPECT_DOUBLE_EQ(z3.shard_buffers, 4.0 * (2 * 2900992.0 + 5 * kEmbed56 + 2 * 512));
+  EXPECT_DOUBLE_EQ(z3.shard_buffers, 4.0 * (4 * 2900992.0 + 4 * kEmbed56 + 2 * 512));
   EXPECT_DOUBLE_EQ(z3.compute_copy, 0.0);
   EXPECT_DOUBLE_EQ(z3.zero.total(), 16.0 * kPsi56 / 4);
   // hybrid_shard over groups of 2: full_shard within the group.
