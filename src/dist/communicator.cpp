@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -73,17 +74,13 @@ class MpiCommunicator final : public Communicator {
     else MPI_Query_thread(&provided);
     concurrent_ = provided == MPI_THREAD_MULTIPLE;
     comm_ = MPI_COMM_WORLD;
-    MPI_Comm_rank(comm_, &rank_);
-    MPI_Comm_size(comm_, &size_);
-    watchdog_ = std::thread([this] { watch(); });
+    start();
   }
   // A sub-communicator (split); MPI itself stays owned by the world communicator.
   MpiCommunicator(MPI_Comm comm, double timeout_s, bool concurrent)
       : timeout_s_(timeout_s), owns_mpi_(false), concurrent_(concurrent) {
     comm_ = comm;
-    MPI_Comm_rank(comm_, &rank_);
-    MPI_Comm_size(comm_, &size_);
-    watchdog_ = std::thread([this] { watch(); });
+    start();
   }
   std::unique_ptr<Communicator> split(int color, int key) override {
     MPI_Comm sub;
@@ -99,6 +96,7 @@ class MpiCommunicator final : public Communicator {
     watchdog_.join();
     int finalized = 0;
     MPI_Finalized(&finalized);
+    if (!finalized && probe_ != MPI_COMM_NULL) MPI_Comm_free(&probe_);
     if (!owns_mpi_) {
       if (!finalized) MPI_Comm_free(&comm_);
       return;
@@ -214,18 +212,115 @@ class MpiCommunicator final : public Communicator {
     }
   };
 
+  void start() {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    // This communicator's ranks as the job's (world) ranks, for messages.
+    MPI_Group mine, world;
+    MPI_Comm_group(comm_, &mine);
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    std::vector<int> ranks(size_t(size_), 0);
+    for (int i = 0; i < size_; ++i) ranks[size_t(i)] = i;
+    world_rank_.assign(size_t(size_), 0);
+    MPI_Group_translate_ranks(mine, size_, ranks.data(), world, world_rank_.data());
+    MPI_Group_free(&mine);
+    MPI_Group_free(&world);
+    // The watchdogs talk over a private duplicate, beside the collectives they watch.
+    if (concurrent_) {
+      MPI_Comm_dup(comm_, &probe_);
+      MPI_Comm_set_errhandler(probe_, MPI_ERRORS_RETURN);
+    }
+    watchdog_ = std::thread([this] { watch(); });
+  }
+
+  // Where this process is: in collective #seq for `waited_ms`, or -1 when in none.
+  std::array<int64_t, 2> state() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!in_flight_) return {-1, 0};
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started_);
+    return {int64_t(seq_), int64_t(ms.count())};
+  }
+
+  // Every watchdog answers the others' "where are you?" while its process lives.
+  void answer_pings() {
+    for (;;) {
+      int flag = 0;
+      MPI_Status st;
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kPing, probe_, &flag, &st) != MPI_SUCCESS || !flag) return;
+      int64_t ping = 0;
+      MPI_Recv(&ping, 1, MPI_INT64_T, st.MPI_SOURCE, kPing, probe_, MPI_STATUS_IGNORE);
+      const std::array<int64_t, 2> s = state();
+      MPI_Send(s.data(), 2, MPI_INT64_T, st.MPI_SOURCE, kPong, probe_);
+    }
+  }
+
+  // After a timeout: asks every other process where it is and names those that did not
+  // answer (stopped, crashed, unreachable) or are not in this collective.
+  std::string find_culprits(uint64_t seq) {
+    std::vector<MPI_Request> sent;
+    int64_t ping = int64_t(seq);
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      sent.emplace_back();
+      MPI_Isend(&ping, 1, MPI_INT64_T, r, kPing, probe_, &sent.back());
+    }
+    std::vector<std::array<int64_t, 2>> where(size_t(size_), {-2, 0});
+    int answered = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
+    while (answered < size_ - 1 && std::chrono::steady_clock::now() < deadline) {
+      answer_pings();  // the others may be asking at the same time
+      int flag = 0;
+      MPI_Status st;
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kPong, probe_, &flag, &st) == MPI_SUCCESS && flag) {
+        MPI_Recv(where[size_t(st.MPI_SOURCE)].data(), 2, MPI_INT64_T, st.MPI_SOURCE, kPong,
+                 probe_, MPI_STATUS_IGNORE);
+        ++answered;
+        continue;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    for (MPI_Request& r : sent) MPI_Request_free(&r);
+    std::string silent, elsewhere;
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      const int64_t at = where[size_t(r)][0];
+      std::string* list = at == -2 ? &silent : at != int64_t(seq) ? &elsewhere : nullptr;
+      if (list) *list += (list->empty() ? "" : ", ") + std::to_string(world_rank_[size_t(r)]);
+    }
+    if (!silent.empty())
+      return "rank(s) " + silent + " did not answer (stopped, crashed or unreachable: see their logs)";
+    if (!elsewhere.empty())
+      return "rank(s) " + elsewhere + " are alive but not in this collective (still computing, or "
+             "in a different one)";
+    return "every process is waiting in it (the network or MPI stalls)";
+  }
+
   void watch() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
-      cv_.wait_for(lock, std::chrono::milliseconds(500));
-      if (stop_ || !in_flight_) continue;
+      cv_.wait_for(lock, std::chrono::milliseconds(250));
+      if (stop_) break;
+      if (probe_ != MPI_COMM_NULL) {
+        lock.unlock();
+        answer_pings();
+        lock.lock();
+      }
+      if (!in_flight_) continue;
       const double waited =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
       if (waited < timeout_s_) continue;
+      const std::string op = op_;
+      const uint64_t seq = seq_;
+      lock.unlock();
+      const std::string who = probe_ != MPI_COMM_NULL
+                                  ? find_culprits(seq)
+                                  : "another process stopped or hangs (see its log)";
       std::fprintf(stderr,
                    "error: rank %d: %s (collective #%llu) did not complete within dist.timeout=%gs: "
-                   "another process stopped or hangs (see its log); ending the job\n",
-                   rank_, op_, static_cast<unsigned long long>(seq_), timeout_s_);
+                   "%s; ending the job\n",
+                   world_rank_[size_t(rank_)], op.c_str(), static_cast<unsigned long long>(seq),
+                   timeout_s_, who.c_str());
       std::fflush(stderr);
       MPI_Abort(MPI_COMM_WORLD, 3);
     }
@@ -234,8 +329,10 @@ class MpiCommunicator final : public Communicator {
   double timeout_s_;
   bool owns_mpi_;
   bool concurrent_ = false;
-  MPI_Comm comm_ = MPI_COMM_NULL;
+  static constexpr int kPing = 1, kPong = 2;
+  MPI_Comm comm_ = MPI_COMM_NULL, probe_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
+  std::vector<int> world_rank_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false, in_flight_ = false;

@@ -315,7 +315,10 @@ StepMetrics Trainer::step() {
   if (worker_ && worker_->threaded()) m.comm_thread_s = worker_->comm().stats().seconds - thread0;
   m.tokens_per_s = double(tokens) / m.step_time_s;
   const double flops = train_flops_per_token(model_->config(), cfg_.data.seq_len) * double(tokens);
-  m.mfu = peak_gflops_ > 0 ? flops / m.step_time_s / (peak_gflops_ * 1e9) : 0.0;
+  // tokens are every process's; so is the peak: each process measured its own.
+  m.mfu = peak_gflops_ > 0
+              ? flops / m.step_time_s / (peak_gflops_ * 1e9 * double(comm_->size()))
+              : 0.0;
   return m;
 }
 

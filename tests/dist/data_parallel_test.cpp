@@ -334,8 +334,13 @@ TEST_F(DataParallel, AHungProcessEndsTheJobAfterTheTimeout) {
   for (int i = 0; i < 100 && !fs::exists(dir + "/run/metrics.jsonl"); ++i) usleep(100000);
   usleep(500000);
   // SIGSTOP: the process is alive but never reaches the next collective.
+  const std::string pid = sh("pgrep -P " + mpirun_pid + " -n -f 'lathe train'").output;
+  const std::string rank =
+      sh("tr '\\0' '\\n' < /proc/" + pid.substr(0, pid.find('\n')) +
+         "/environ | sed -n 's/^OMPI_COMM_WORLD_RANK=//p'").output;
+  ASSERT_FALSE(rank.empty()) << pid;
   const auto t0 = std::chrono::steady_clock::now();
-  sh("pkill -STOP -P " + mpirun_pid + " -n -f 'lathe train'");
+  sh("kill -STOP " + pid.substr(0, pid.find('\n')));
   int waited = 0;
   while (sh("kill -0 " + mpirun_pid).status == 0 && waited < 300) usleep(100000), ++waited;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -344,6 +349,9 @@ TEST_F(DataParallel, AHungProcessEndsTheJobAfterTheTimeout) {
   const std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   EXPECT_LT(seconds, 3.0 + 5.0) << log;
   EXPECT_NE(log.find("did not complete within dist.timeout=3s"), std::string::npos) << log;
+  // The others name the process that stopped answering.
+  const std::string named = "rank(s) " + rank.substr(0, rank.find('\n')) + " did not answer";
+  EXPECT_NE(log.find(named), std::string::npos) << named << "\n" << log;
   std::printf("[ reached  ] a stopped process ended the job %.1fs later (dist.timeout=3)\n", seconds);
 }
 
