@@ -29,6 +29,7 @@ class CommWorker {
   CommWorker& operator=(const CommWorker&) = delete;
 
   Communicator& comm() { return *comm_; }
+  const Communicator& comm() const { return *comm_; }
   // Queues a job; the returned ticket is done once the job and every earlier one are.
   Ticket submit(std::function<void(Communicator&)> job);
   // Blocks until `t` is done; rethrows the first error a job raised.

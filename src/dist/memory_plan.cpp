@@ -60,7 +60,6 @@ struct FrozenLayout {
   size_t linear = 0;          // the blocks' linear weights as stored (all layers)
   size_t linear_params = 0;   // their parameter count
   size_t other = 0;           // norms_ per layer, embed_, final_norm_, lm_head_ (fp32)
-  size_t largest_layer = 0;   // one layer's stored linears + norms (a gather unit)
   size_t expand_scratch = 0;  // scratch_ (one layer in fp32) and absmax_scratch_
 };
 
@@ -84,7 +83,6 @@ FrozenLayout frozen_layout(const LlamaConfig& c, const ParamTable& t, BaseDtype 
     std::fill(per_layer.begin(), per_layer.end(), span * 4);
   }
   f.other = L * 2 * C * 4 + V * C * 4 + C * 4 + (c.tie_word_embeddings ? 0 : V * C * 4);
-  for (size_t b : per_layer) f.largest_layer = std::max(f.largest_layer, b + 2 * C * 4);
   if (d != BaseDtype::F32) f.expand_scratch = span * 4;
   if (d == BaseDtype::NF4 && dq) f.expand_scratch += max_blocks * 4;
   return f;
@@ -253,13 +251,17 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
     const LoraTable lt = make_lora_table(c, in.lora_spec);
     p.trainable_params = lt.total;
     p.compute_params = bf16 ? lt.total : 0;
-    p.master = 4 * part(lt.total, split_all);
-    p.compute_copy = 4 * part(p.compute_params, split_all);
+    // The adapters are replicated and updated as under shard_grad_op, whatever the strategy.
+    p.master = 4 * double(lt.total);
+    p.compute_copy = 4 * double(p.compute_params);
     const FrozenLayout f = frozen_layout(c, t, in.base_dtype, in.double_quant);
     const double frozen = double(f.linear + f.other);
-    p.frozen_base = split_all ? std::ceil(frozen / double(d)) : frozen;
+    // full_shard: FrozenBase keeps layers r, r + N, ... of the linears (at most ⌈L/N⌉) and
+    // receives the others into two slots; norms, embedding and head stay replicated.
+    const double L = double(t.layers.size()), per_layer = double(f.linear) / L;
+    p.frozen_base = split_all ? std::ceil(L / double(d)) * per_layer + double(f.other) : frozen;
     p.zero_frozen = shards_params(s) ? frozen / double(d) : frozen;
-    unit = double(std::max(f.largest_layer, V * C * 4));  // frozen: no gradient
+    unit = split_all ? 2 * per_layer : 0;  // the slots (frozen: no gradient)
     other += double(f.expand_scratch);
     if (!lt.entries.empty()) {
       lora_u_per_token = size_t(lt.spec.r) * lt.by_layer[0].size();  // LayerActs::lora_u
@@ -273,11 +275,11 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
     p.host_export = double(lt.total) * double(in.save_bytes);  // save_peft_adapter
   }
   const size_t n = p.trainable_params;
-  p.grads = 4 * part(n, split_all);
-  if (split_all)
+  p.grads = 4 * part(n, split_all && !in.lora);
+  if (split_all && !in.lora)
     p.shard_buffers = unit;
-  else if (s == ShardStrategy::Zero2 && sharded)
-    p.shard_buffers = 4 * range(n);           // grad_shard_
+  else if ((s == ShardStrategy::Zero2 || split_all) && sharded)
+    p.shard_buffers = 4 * range(n) + unit;   // grad_shard_ (+ LoRA full_shard's slots)
   p.optimizer_states = 8 * part(n, sharded);  // AdamW m_, v_ (Trainer: shard_.second)
   p.optimizer = in.offload_optimizer ? 0 : p.optimizer_states;
   p.host_offload = in.offload_optimizer ? p.optimizer_states : 0;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "dist/comm_worker.h"
 #include "model/llama.h"
 #include "model/nf4.h"
 
@@ -21,20 +22,38 @@ const char* base_dtype_name(BaseDtype d) {
 }
 
 FrozenBase::FrozenBase(const LlamaConfig& cfg, const ParamTable& table, Backend& be,
-                       BaseDtype dtype, bool double_quant, bool round_bf16)
+                       BaseDtype dtype, bool double_quant, bool round_bf16, CommWorker* shard)
     : cfg_(cfg), table_(table), be_(be), dtype_(dtype), double_quant_(double_quant),
       round_bf16_(round_bf16) {
   const size_t L = table_.layers.size();
   LATHE_CHECK(L > 0, "a LoRA base needs at least one layer");
   layer_span_ = L > 1 ? table_.layers[1].ln1 - table_.layers[0].ln1
                       : table_.final_norm - table_.layers[0].ln1;
+  if (shard && shard->comm().size() > 1) {
+    worker_ = shard;
+    rank_ = shard->comm().rank();
+    world_ = shard->comm().size();
+  }
   const size_t C = size_t(cfg_.hidden_size), V = size_t(cfg_.vocab_size);
   stored_.resize(L);
   norms_.resize(L);
   for (auto& b : norms_) b = DeviceBuffer<float>(be_, 2 * C);
   if (dtype_ == BaseDtype::F32) {
     layer_f32_.resize(L);
-    for (auto& b : layer_f32_) b = DeviceBuffer<float>(be_, layer_span_);
+    for (size_t l = 0; l < L; ++l)
+      if (owns(int64_t(l))) layer_f32_[l] = DeviceBuffer<float>(be_, layer_span_);
+  }
+  if (worker_) {
+    // Every layer has the same tensors at the same places: the slots take layer 0's shape.
+    for (int s = 0; s < 2; ++s) {
+      if (dtype_ == BaseDtype::F32) {
+        slot_f32_[s] = DeviceBuffer<float>(be_, layer_span_);
+        continue;
+      }
+      for (const ParamEntry& e : table_.entries)
+        if (is_linear(e) && layer_of(e.offset) == 0)
+          slot_stored_[s].push_back(empty_stored(e.numel, e.offset - table_.layers[0].ln1));
+    }
   }
   embed_ = DeviceBuffer<float>(be_, V * C);
   final_norm_ = DeviceBuffer<float>(be_, C);
@@ -48,6 +67,60 @@ bool FrozenBase::is_linear(const ParamEntry& e) const {
 
 int64_t FrozenBase::layer_of(size_t offset) const {
   return int64_t((offset - table_.layers[0].ln1) / layer_span_);
+}
+
+FrozenBase::~FrozenBase() {
+  if (worker_) worker_->wait_all();  // no broadcast may still be writing into a slot
+}
+
+// Buffers of the sizes set() gives a tensor of numel weights.
+FrozenBase::Stored FrozenBase::empty_stored(size_t numel, size_t layer_offset) {
+  Stored s;
+  s.numel = numel;
+  s.layer_offset = layer_offset;
+  if (dtype_ == BaseDtype::BF16) {
+    s.bf16 = DeviceBuffer<uint16_t>(be_, numel);
+    return s;
+  }
+  s.blocks = (numel + size_t(kNf4Block) - 1) / size_t(kNf4Block);
+  s.codes = DeviceBuffer<uint8_t>(be_, (numel + 1) / 2);
+  if (double_quant_) {
+    s.absmax_q = DeviceBuffer<uint8_t>(be_, s.blocks);
+    s.lo_step = DeviceBuffer<float>(be_, 2 * ((s.blocks + size_t(kScaleGroup) - 1) / size_t(kScaleGroup)));
+    absmax_scratch_.ensure(be_, s.blocks);
+  } else {
+    s.absmax = DeviceBuffer<float>(be_, s.blocks);
+  }
+  return s;
+}
+
+void FrozenBase::prefetch(int64_t l) {
+  if (!worker_ || l < 0 || l >= int64_t(table_.layers.size())) return;
+  const int slot = int(l % 2);
+  if (slot_layer_[slot] == l) return;
+  // The slot's previous layer ran before this call (program order), so it is free.
+  slot_layer_[slot] = l;
+  const int root = int(l % world_);
+  std::vector<std::pair<void*, size_t>> parts;  // what the owner sends, in the same order
+  if (dtype_ == BaseDtype::F32) {
+    parts.emplace_back(root == rank_ ? layer_f32_[size_t(l)].get() : slot_f32_[slot].get(),
+                       layer_span_ * sizeof(float));
+  } else {
+    std::vector<Stored>& from = root == rank_ ? stored_[size_t(l)] : slot_stored_[slot];
+    LATHE_CHECK(from.size() == slot_stored_[slot].size(), "layer ", l, " of the frozen base has ",
+                from.size(), " linear weights where layer 0 has ", slot_stored_[slot].size());
+    for (Stored& s : from) {
+      parts.emplace_back(s.bf16.get(), s.bf16.size() * 2);
+      parts.emplace_back(s.codes.get(), s.codes.size());
+      parts.emplace_back(s.absmax.get(), s.absmax.size() * 4);
+      parts.emplace_back(s.absmax_q.get(), s.absmax_q.size());
+      parts.emplace_back(s.lo_step.get(), s.lo_step.size() * 4);
+    }
+  }
+  slot_ready_[slot] = worker_->submit([parts, root](Communicator& c) {
+    for (const auto& [p, bytes] : parts)
+      if (bytes > 0) c.broadcast(p, bytes, root);
+  });
 }
 
 void FrozenBase::set(const ParamEntry& e, const float* values) {
@@ -67,6 +140,7 @@ void FrozenBase::set(const ParamEntry& e, const float* values) {
   const LayerOffsets& o = table_.layers[size_t(l)];
   const size_t rel = e.offset - o.ln1;
   if (!is_linear(e)) return put(norms_[size_t(l)].get() + (e.offset == o.ln1 ? 0 : cfg_.hidden_size));
+  if (!owns(l)) return;  // its owner keeps it
   if (dtype_ == BaseDtype::F32) return put(layer_f32_[size_t(l)].get() + rel);
 
   Stored s;
@@ -105,15 +179,27 @@ void FrozenBase::set(const ParamEntry& e, const float* values) {
                             [&](const Stored& x) { return x.layer_offset == rel; }),
              list.end());
   list.push_back(std::move(s));
+  // Sorted by place, the order in which an owner broadcasts them and the slots receive.
+  std::sort(list.begin(), list.end(),
+            [](const Stored& a, const Stored& b) { return a.layer_offset < b.layer_offset; });
   scratch_layer_ = -1;
 }
 
 LayerWeights FrozenBase::layer(int64_t l) {
   const LayerOffsets& o = table_.layers[size_t(l)];
   const float* norms = norms_[size_t(l)].get();
-  float* base = dtype_ == BaseDtype::F32 ? layer_f32_[size_t(l)].get() : scratch_.get();
+  prefetch(l);  // every process, the owner included, takes part in the broadcast
+  const std::vector<Stored>* stored = &stored_[size_t(l)];
+  float* f32 = dtype_ == BaseDtype::F32 ? layer_f32_[size_t(l)].get() : nullptr;
+  if (!owns(l)) {
+    const int slot = int(l % 2);
+    worker_->wait(slot_ready_[slot]);
+    stored = &slot_stored_[slot];
+    if (dtype_ == BaseDtype::F32) f32 = slot_f32_[slot].get();
+  }
+  float* base = dtype_ == BaseDtype::F32 ? f32 : scratch_.get();
   if (dtype_ != BaseDtype::F32 && scratch_layer_ != l) {
-    for (const Stored& s : stored_[size_t(l)]) {
+    for (const Stored& s : *stored) {
       float* dst = base + s.layer_offset;
       if (dtype_ == BaseDtype::BF16) {
         be_.dequantize_bf16(dst, s.bf16.get(), s.numel);
@@ -147,7 +233,11 @@ FrozenBaseBytes FrozenBase::bytes() const {
     for (const Stored& s : list)
       b.linear += s.bf16.size() * 2 + s.codes.size() + s.absmax.size() * 4 + s.absmax_q.size() +
                   s.lo_step.size() * 4;
-  if (dtype_ == BaseDtype::F32) b.linear = b.linear_params * 4;
+  if (dtype_ == BaseDtype::F32) {
+    size_t owned = 0;
+    for (const auto& x : layer_f32_) owned += x.size() > 0;
+    b.linear = b.linear_params * 4 / table_.layers.size() * owned;
+  }
   b.other = (embed_.size() + final_norm_.size() + lm_head_.size()) * 4;
   for (const auto& n : norms_) b.other += n.size() * 4;
   return b;

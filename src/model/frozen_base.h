@@ -17,6 +17,7 @@ namespace lathe {
 
 struct LayerWeights;
 struct HeadWeights;
+class CommWorker;
 
 enum class BaseDtype { F32, BF16, NF4 };
 BaseDtype base_dtype_from_name(const std::string& name);  // fp32 | bf16 | nf4
@@ -28,11 +29,22 @@ struct FrozenBaseBytes {
   size_t other = 0;        // embedding, lm_head, norms (fp32)
 };
 
+// full_shard / hybrid_shard with LoRA (`shard` set): the linear weights of layer l live on
+// process l % N of the worker's communicator only. When a layer runs, its owner broadcasts
+// them (as stored: bf16 or NF4 codes and scales) into one of two slots on the others, the
+// next layer's while this one computes; the norms, embedding and head stay replicated.
 class FrozenBase {
  public:
   // round_bf16: products read bf16-valued weights (bf16 training), as QLoRA computes in bf16.
   FrozenBase(const LlamaConfig& cfg, const ParamTable& table, Backend& be, BaseDtype dtype,
-             bool double_quant, bool round_bf16);
+             bool double_quant, bool round_bf16, CommWorker* shard = nullptr);
+  ~FrozenBase();
+  FrozenBase(const FrozenBase&) = delete;
+  FrozenBase& operator=(const FrozenBase&) = delete;
+  bool sharded() const { return worker_ != nullptr; }
+  // Starts bringing layer l into its slot; every process must call it for the same layers
+  // in the same order (layer() calls it too).
+  void prefetch(int64_t l);
   // Stores one tensor of the table (fp32 host values).
   void set(const ParamEntry& e, const float* values);
   // Layer l's weights as fp32: the stored copy (fp32) or the scratch, expanded on demand.
@@ -53,6 +65,8 @@ class FrozenBase {
   };
   bool is_linear(const ParamEntry& e) const;
   int64_t layer_of(size_t offset) const;
+  bool owns(int64_t l) const { return !worker_ || l % world_ == rank_; }
+  Stored empty_stored(size_t numel, size_t layer_offset);
 
   LlamaConfig cfg_;
   const ParamTable& table_;
@@ -66,6 +80,12 @@ class FrozenBase {
   DeviceBuffer<float> embed_, final_norm_, lm_head_;
   DeviceBuffer<float> scratch_, absmax_scratch_;
   int64_t scratch_layer_ = -1;
+  CommWorker* worker_ = nullptr;
+  int64_t rank_ = 0, world_ = 1;
+  std::vector<Stored> slot_stored_[2];  // a layer received from its owner (bf16 / NF4)
+  DeviceBuffer<float> slot_f32_[2];     // the same for an fp32 base
+  int64_t slot_layer_[2] = {-1, -1};
+  uint64_t slot_ready_[2] = {0, 0};
 };
 
 }  // namespace lathe

@@ -73,7 +73,8 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
   norm_dw_ = DeviceBuffer<float>(be_, size_t(cfg_.hidden_size));
   if (adapter) {
     frozen_ = std::make_unique<FrozenBase>(cfg_, table_, be_, adapter->base_dtype,
-                                           adapter->double_quant, precision_ == Precision::BF16);
+                                           adapter->double_quant, precision_ == Precision::BF16,
+                                           adapter->shard);
     lora_ = make_lora_table(cfg_, adapter->lora);
     lora_params_ = DeviceBuffer<float>(be_, lora_.total);
     lora_grads_ = DeviceBuffer<float>(be_, lora_.total);
@@ -157,7 +158,12 @@ uint64_t LlamaModel::reduce_into_shard(size_t lo, size_t hi, float* grad) {
   });
 }
 
+LlamaModel::~LlamaModel() {
+  if (sharded_) shard_.worker->wait_all();  // no gather may still be writing into a slot
+}
+
 void LlamaModel::prefetch_layer(int64_t l) {
+  if (frozen_) return frozen_->prefetch(l);
   if (!sharded_ || l < 0 || l >= int64_t(table_.layers.size())) return;
   const int s = int(l % 2);
   if (slot_layer_[s] == l) return;

@@ -40,13 +40,14 @@ struct HeadWeights {
 
 // LoRA training: the base is frozen (stored as base_dtype, no gradients, no optimizer
 // state) and only the adapters train.
+class CommWorker;
+
 struct AdapterSetup {
   LoraSpec lora;
   BaseDtype base_dtype = BaseDtype::BF16;
   bool double_quant = false;
+  CommWorker* shard = nullptr;  // full_shard: the frozen base's layers split over its processes
 };
-
-class CommWorker;
 
 // full_shard (ZeRO-3): this process keeps only [begin, begin + count) of the flat
 // parameters and their gradients; a layer's weights are gathered from all processes when
@@ -121,6 +122,10 @@ class LlamaModel {
   // Normal(0, 0.02) linear weights, ones for norms: for benchmarks and tests.
   void init_random(uint64_t seed);
   bool sharded() const { return sharded_; }
+  // Whether a forward pass runs collectives (a sharded model or frozen base): then every
+  // process must run the same forward passes.
+  bool collective_forward() const { return sharded_ || (frozen_ && frozen_->sharded()); }
+  ~LlamaModel();
   std::pair<size_t, size_t> shard_range() const { return {shard_.begin, shard_.count}; }
   // Call after params() changed outside the optimizer (load, init, resume, and every
   // update of a sharded model, whose gathered copies then go stale).

@@ -51,9 +51,12 @@ std::unique_ptr<LlamaModel> load_model(const Config& cfg, const LlamaConfig& mc,
   LATHE_CHECK(!(adapter && grown_vocab), "model.special_tokens with peft.method=", cfg.peft.method,
               ": the new embedding rows would stay frozen and untrained; add special tokens in "
               "a full fine-tune (peft.method=none)");
+  // With adapters, full_shard splits the frozen base's layers (its worker) instead.
+  std::optional<AdapterSetup> setup = adapter;
+  if (setup && shard) setup->shard = shard->worker;
   auto model = std::make_unique<LlamaModel>(mc, be, precision_from_name(cfg.train.precision),
                                             cfg.train.activation_checkpointing,
-                                            adapter ? &*adapter : nullptr, shard);
+                                            setup ? &*setup : nullptr, setup ? nullptr : shard);
   SafetensorsModel weights(cfg.model.path);
   if (grown_vocab)
     model->load_growing_vocab(weights);
@@ -68,7 +71,7 @@ std::unique_ptr<LlamaModel> load_model(const Config& cfg, const LlamaConfig& mc,
   const FrozenBaseBytes fb = model->frozen_base()->bytes();
   std::fprintf(stderr,
                "%s: r=%lld alpha=%g on %s; %zu trainable parameters (%.3f%% of %zu); frozen "
-               "base %s: linear layers %.1f MiB (%.3f bytes/parameter), embedding, head and "
+               "base %s: linear layers %.1f MiB (%.3f bytes/parameter%s), embedding, head and "
                "norms %.1f MiB\n",
                cfg.peft.method.c_str(), static_cast<long long>(adapter->lora.r),
                adapter->lora.alpha, join_names(lora_target_names(adapter->lora.targets)).c_str(),
@@ -77,6 +80,7 @@ std::unique_ptr<LlamaModel> load_model(const Config& cfg, const LlamaConfig& mc,
                model->num_params(), base_dtype_name(adapter->base_dtype),
                double(fb.linear) / 1048576.0,
                double(fb.linear) / double(std::max<size_t>(1, fb.linear_params)),
+               model->frozen_base()->sharded() ? ", this process's layers" : "",
                double(fb.other) / 1048576.0);
   return model;
 }

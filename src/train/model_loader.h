@@ -16,7 +16,8 @@ std::optional<AdapterSetup> adapter_setup(const Config& cfg);
 
 // mc: the model folder's config, its vocabulary possibly grown by added special tokens
 // (grown_vocab: new rows start at the mean of the stored ones).
-// shard: full_shard's range of this process (null: the whole model).
+// shard: full_shard's range of this process (null: the whole model); with peft.method
+// only its worker is used, to split the frozen base's layers over the processes.
 std::unique_ptr<LlamaModel> load_model(const Config& cfg, const LlamaConfig& mc, Backend& be,
                                        bool grown_vocab, const ParamShard* shard = nullptr);
 

@@ -97,9 +97,10 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   strategy_ = shard_strategy_from_name(cfg_.dist.strategy);
   const bool shards_params =
       strategy_ == ShardStrategy::FullShard || strategy_ == ShardStrategy::HybridShard;
-  LATHE_CHECK(!(shards_params && cfg_.peft.method != "none"),
-              "dist.strategy=full_shard with peft.method=", cfg_.peft.method, ": the frozen base "
-              "is not sharded; use shard_grad_op for LoRA (its adapters are small)");
+  // LoRA under full_shard: the frozen base's layers are split over the processes; the
+  // small adapters are updated as under shard_grad_op.
+  const bool lora = cfg_.peft.method != "none";
+  update_strategy_ = shards_params && lora ? ShardStrategy::Zero2 : strategy_;
   // Processes sharing a machine share its cores, unless told otherwise (train.threads,
   // OMP_NUM_THREADS): each would otherwise start a thread per core.
   int threads = int(cfg_.train.threads);
@@ -132,11 +133,13 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     }
     group_comm_ = comm_->split(comm_->rank() / group, comm_->rank());
     replica_comm_ = comm_->split(comm_->rank() % group, comm_->rank());
-    worker_ = std::make_unique<CommWorker>(group_comm_->split(0, group_comm_->rank()),
-                                           cfg_.dist.overlap && group_comm_->concurrent());
+    auto& w = lora ? base_worker_ : worker_;
+    w = std::make_unique<CommWorker>(group_comm_->split(0, group_comm_->rank()),
+                                     cfg_.dist.overlap && group_comm_->concurrent());
     const auto r = shard_ranges(make_param_table(mc).total, group)[size_t(group_comm_->rank())];
-    pshard = ParamShard{worker_.get(), r.first, r.second};
-  } else if (comm_->size() > 1) {
+    pshard = ParamShard{w.get(), r.first, r.second};
+  }
+  if (comm_->size() > 1 && !worker_) {
     worker_ = std::make_unique<CommWorker>(comm_->split(0, comm_->rank()),
                                            cfg_.dist.overlap && comm_->concurrent());
   }
@@ -217,7 +220,7 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   } else if (comm_->size() > 1 && strategy_ != ShardStrategy::NoShard) {
     shard_ = shard_ranges(n, comm_->size())[size_t(comm_->rank())];
   }
-  if (comm_->size() > 1 && strategy_ == ShardStrategy::Zero2)
+  if (comm_->size() > 1 && update_strategy_ == ShardStrategy::Zero2)
     grad_shard_ = DeviceBuffer<float>(*be_, shard_.second);
   optimizer_ = std::make_unique<AdamW>(*be_, shard_.second, os);
   if (cfg_.train.resume) {
@@ -254,9 +257,10 @@ CommStats Trainer::comm_totals() const {
     if (c) add(c->stats(), true);
   // The worker's own collectives block training only when it runs them inline; on its
   // thread, what blocks is the time spent waiting for it.
-  if (worker_) {
-    add(worker_->comm().stats(), !worker_->threaded());
-    t.seconds += worker_->wait_seconds();
+  for (const CommWorker* w : {worker_.get(), base_worker_.get()}) {
+    if (!w) continue;
+    add(w->comm().stats(), !w->threaded());
+    t.seconds += w->wait_seconds();
   }
   return t;
 }
@@ -328,7 +332,7 @@ StepMetrics Trainer::step() {
 void Trainer::reduce_when_ready(size_t lo, size_t hi) {
   const TrainableParams t = model_->trainable();
   grad_queued_ += hi - lo;
-  if (strategy_ != ShardStrategy::Zero2) {
+  if (update_strategy_ != ShardStrategy::Zero2) {
     worker_->submit([g = t.grads, lo, hi](Communicator& c) { c.allreduce_sum(g + lo, hi - lo); });
     return;
   }
@@ -359,7 +363,7 @@ double Trainer::data_parallel_update(double lr) {
   worker_->wait_all();
   LATHE_CHECK(grad_queued_ == t.n, "internal: the backward handed over ", grad_queued_, " of ",
               t.n, " gradient values for reduction");
-  if (strategy_ == ShardStrategy::Zero2) {
+  if (update_strategy_ == ShardStrategy::Zero2) {
     double sq = be_->sum_squares(grad_shard_.get(), shard_.second);
     comm_->allreduce_sum(&sq, 1);
     norm = std::sqrt(sq);
@@ -368,7 +372,7 @@ double Trainer::data_parallel_update(double lr) {
     norm = std::sqrt(be_->sum_squares(t.grads, t.n));
     optimizer_->update(t, t.grads + shard_.first, shard_.first, shard_.second, lr, step_ + 1, norm);
   }
-  if (strategy_ != ShardStrategy::NoShard) {
+  if (update_strategy_ != ShardStrategy::NoShard) {
     comm_->allgather(t.params, ranges);
     model_->refresh_compute_weights();
   }
@@ -453,7 +457,7 @@ std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty)
   es.max_new_tokens = cfg_.eval.max_new_tokens;
   // Split the loss rows over the processes, except under full_shard, where every forward
   // gathers layers collectively and so all processes must run the same batches.
-  if (!model_->sharded()) {
+  if (!model_->collective_forward()) {
     es.rank = comm_->rank();
     es.world = comm_->size();
     es.sum_across = [this](double* v, size_t n) { comm_->allreduce_sum(v, n); };

@@ -75,7 +75,9 @@ class Trainer {
   // The communication thread: the sharded model's gathers and reduces, or (the other
   // strategies) each layer's gradient reduction as soon as the backward has finished it.
   std::unique_ptr<CommWorker> worker_;
+  std::unique_ptr<CommWorker> base_worker_;  // LoRA under full_shard: the frozen base's layers
   ShardStrategy strategy_ = ShardStrategy::NoShard;
+  ShardStrategy update_strategy_ = ShardStrategy::NoShard;  // how trainable values are updated
   std::pair<size_t, size_t> shard_;  // this process's range of the trainable buffer
   double data_parallel_update(double lr);
   void reduce_when_ready(size_t lo, size_t hi);  // queues a gradient range's reduction

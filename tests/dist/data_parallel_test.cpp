@@ -294,6 +294,34 @@ TEST_F(DataParallel, LoraAdaptersTrainTheSameOnFourProcesses) {
   std::printf("[ reached  ] LoRA, shard_grad_op, 4 x 1 vs 1 x 4: losses %.1e\n", err);
 }
 
+TEST_F(DataParallel, LoraOnAFrozenBaseSplitOverProcessesTrainsTheSame) {
+  // full_shard with LoRA: each process keeps every 4th layer of the frozen base (fp32,
+  // bf16 or NF4 as stored) and receives the others when they run; hybrid_shard splits it
+  // within groups of 2. The adapters must train as on one process.
+  const std::string dir = testing::temp_dir("dp_lora_fs");
+  const std::string lathe = LATHE_BINARY;
+  for (const char* base : {"fp32", "bf16", "nf4"}) {
+    const std::string lora = std::string("peft.method=lora peft.r=4 peft.alpha=8 peft.dropout=0 "
+                                         "peft.target_modules=all-linear train.lr=1e-2 peft.base_dtype=") +
+                             base + " peft.double_quant=" + (std::string(base) == "nf4" ? "true " : "false ");
+    Shell one = sh("OMP_WAIT_POLICY=PASSIVE " + lathe +
+                   common_args(lora + "train.batch_size=4 output.dir=" + dir + "/one_" + base));
+    ASSERT_EQ(one.status, 0) << one.output;
+    for (const char* strategy : {"full_shard", "hybrid_shard"}) {
+      const std::string out = dir + "/" + strategy + "_" + base;
+      Shell four = sh(mpirun(4) + lathe +
+                      common_args(lora + "train.batch_size=1 dist.shard_group_size=2 dist.strategy=" +
+                                  strategy + " output.dir=" + out));
+      ASSERT_EQ(four.status, 0) << four.output;
+      EXPECT_NE(four.output.find("frozen base"), std::string::npos);
+      const double err = max_rel(losses(out), losses(dir + "/one_" + base));
+      ASSERT_EQ(losses(out).size(), 10u);
+      EXPECT_LT(err, 1e-5) << strategy << " " << base;
+      std::printf("[ reached  ] LoRA, %s, %s base, 4 x 1 vs 1 x 4: losses %.1e\n", strategy, base, err);
+    }
+  }
+}
+
 TEST_F(DataParallel, AKilledProcessEndsTheJobNamingIt) {
   const std::string dir = testing::temp_dir("dp_kill");
   const std::string lathe = LATHE_BINARY;

@@ -188,6 +188,21 @@ TEST(MemoryPlan, FrozenBaseBytesPerParameter) {
   EXPECT_DOUBLE_EQ(double(p.trainable_params), adapters);
   EXPECT_DOUBLE_EQ(p.optimizer, 8 * adapters);
   EXPECT_DOUBLE_EQ(p.compute_copy, 4 * adapters);  // bf16: lora_compute_
+  // full_shard over 6 processes: each keeps ⌈32/6⌉ = 6 layers of the NF4 base and two slots
+  // for the layers it receives; the adapters stay whole, their AdamW state and reduced
+  // gradient are split (as under shard_grad_op).
+  in.base_dtype = BaseDtype::NF4;
+  in.double_quant = false;
+  in.world_size = 6;
+  in.strategy = ShardStrategy::FullShard;
+  const double nf4_layer = 0.5625 * linear_params / L;
+  const MemoryPlan fs = plan_memory(c, in);
+  EXPECT_NEAR(fs.frozen_base, 6 * nf4_layer + other, 1.0);
+  const double range = std::ceil(std::ceil(adapters / 6) / 16) * 16;
+  EXPECT_NEAR(fs.shard_buffers, 4 * range + 2 * nf4_layer, 1.0);
+  EXPECT_DOUBLE_EQ(fs.grads, 4 * adapters);
+  EXPECT_DOUBLE_EQ(fs.master, 4 * adapters);
+  EXPECT_DOUBLE_EQ(fs.optimizer, 8 * range);
 }
 
 TEST(MemoryPlan, Recommendations) {
