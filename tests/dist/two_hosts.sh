@@ -148,7 +148,7 @@ grad_bytes=$(( $(stat -c %s "$st") - 8 - header ))
 losses "$tmp/one" >"$tmp/one.loss"
 [ "$(wc -l <"$tmp/one.loss")" -eq "$steps" ] || fail "the single-process run logged $(wc -l <"$tmp/one.loss") losses, not $steps"
 
-for strategy in no_shard zero1 shard_grad_op; do
+for strategy in no_shard zero1 shard_grad_op full_shard; do
   out="$tmp/two_$strategy"
   tx0=$(counter tx_bytes) rx0=$(counter rx_bytes)
   : >"$tmp/agent.log"
