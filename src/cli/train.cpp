@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/verbs.h"
+#include "dist/communicator.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -34,15 +35,23 @@ Action add_train(CLI::App& app) {
     std::fprintf(stderr, "# resolved config\n%s\n", config_to_yaml(cfg).c_str());
     std::signal(SIGTERM, on_stop_signal);
     std::signal(SIGINT, on_stop_signal);
-    Trainer trainer(cfg);
-    const double ready =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - g_launch).count();
-    std::fprintf(stderr,
-                 "model: %zu parameters, %s; %lld steps; matmul peak %.0f GFLOP/s; first step "
-                 "starts %.3fs after launch\n",
-                 trainer.model().num_params(), cfg.train.precision.c_str(),
-                 static_cast<long long>(trainer.total_steps()), trainer.peak_gflops(), ready);
-    trainer.run();
+    // Declared outside the try: an error must end the other processes before this one's
+    // trainer is torn down, which could wait on collectives they will never join.
+    std::unique_ptr<Trainer> trainer;
+    try {
+      trainer = std::make_unique<Trainer>(cfg);
+      const double ready =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - g_launch).count();
+      std::fprintf(stderr,
+                   "model: %zu parameters, %s; %lld steps; matmul peak %.0f GFLOP/s; first step "
+                   "starts %.3fs after launch\n",
+                   trainer->model().num_params(), cfg.train.precision.c_str(),
+                   static_cast<long long>(trainer->total_steps()), trainer->peak_gflops(), ready);
+      trainer->run();
+    } catch (const std::exception& e) {
+      end_job_on_error(e.what());
+      throw;
+    }
     return 0;
   };
 }

@@ -22,7 +22,8 @@ CommWorker::~CommWorker() {
 CommWorker::Ticket CommWorker::submit(std::function<void(Communicator&)> job) {
   if (!threaded_) {
     job(*comm_);
-    return ++submitted_, finished_ = submitted_;
+    finished_ = ++submitted_;
+    return finished_;
   }
   std::lock_guard<std::mutex> lock(mu_);
   const Ticket t = ++submitted_;

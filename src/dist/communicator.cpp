@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -94,6 +95,9 @@ class MpiCommunicator final : public Communicator {
     }
     cv_.notify_all();
     watchdog_.join();
+    // Unwinding after an error: finalizing would wait for processes that are waiting for
+    // this one; the error handler ends the job instead (end_job_on_error).
+    if (std::uncaught_exceptions() > 0) return;
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized && probe_ != MPI_COMM_NULL) MPI_Comm_free(&probe_);
@@ -384,6 +388,20 @@ std::unique_ptr<Communicator> make_communicator(double timeout_s) {
   LATHE_CHECK(c->size() == p.size, "the launcher says ", p.size, " processes but MPI sees ",
               c->size(), ": is this binary linked against the same MPI as mpirun?");
   return c;
+}
+
+void end_job_on_error(const char* what) {
+  int inited = 0, finalized = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  if (!inited || finalized) return;
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size <= 1) return;
+  std::fprintf(stderr, "error: rank %d of %d: %s\nrank %d is ending the job\n", rank, size, what, rank);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
 std::vector<std::pair<size_t, size_t>> split_ranges(const std::vector<std::pair<size_t, size_t>>& ranges,

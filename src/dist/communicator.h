@@ -68,6 +68,11 @@ int local_process_count();
 // the job with an error naming it.
 std::unique_ptr<Communicator> make_communicator(double timeout_s);
 
+// After an error on this process of a multi-process job: prints it with this process's
+// rank and ends every process of the job (MPI_Abort), so none waits for this one until
+// dist.timeout. Returns (doing nothing) in a single process.
+void end_job_on_error(const char* what);
+
 // The parts of [lo, hi) that fall in each of `ranges`, as {offset from lo, count}: the
 // ranges argument of a collective on that piece of a sharded buffer.
 std::vector<std::pair<size_t, size_t>> split_ranges(const std::vector<std::pair<size_t, size_t>>& ranges,

@@ -349,6 +349,27 @@ TEST_F(DataParallel, AKilledProcessEndsTheJobNamingIt) {
   std::printf("[ reached  ] job ended %.1fs after a process was killed\n", seconds);
 }
 
+TEST_F(DataParallel, AnErrorOnOneProcessEndsTheJobAtOnce) {
+  // Rank 1's machine lacks the data file (mpirun's MPMD form gives it its own arguments):
+  // it fails while loading and must end the job with its message, not leave rank 0
+  // waiting in a collective until dist.timeout.
+  const std::string dir = testing::temp_dir("dp_error");
+  const std::string lathe = LATHE_BINARY;
+  std::string cmd = "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE mpirun --oversubscribe --bind-to none ";
+  if (geteuid() == 0) cmd += "--allow-run-as-root ";
+  const std::string args = "train.batch_size=1 dist.timeout=60 output.dir=" + dir + "/run";
+  cmd += "-np 1 " + lathe + common_args(args) + " : -np 1 " + lathe +
+         common_args(args + " data.train=" + dir + "/missing.jsonl");
+  const auto t0 = std::chrono::steady_clock::now();
+  Shell r = sh(cmd);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.status, 0);
+  EXPECT_LT(seconds, 30.0) << r.output;
+  EXPECT_NE(r.output.find("error: rank 1 of 2:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("missing.jsonl"), std::string::npos) << r.output;
+  std::printf("[ reached  ] an error on rank 1 ended the job in %.1fs (dist.timeout=60)\n", seconds);
+}
+
 TEST_F(DataParallel, AHungProcessEndsTheJobAfterTheTimeout) {
   const std::string dir = testing::temp_dir("dp_hang");
   const std::string lathe = LATHE_BINARY;
