@@ -275,7 +275,7 @@ echo "job $id: COMPLETED, 2 tasks (srun --mpi=pmix), $steps steps, final/ writte
 # training processes are paused (SIGSTOP) while the signal travels (scancel, slurmctld,
 # slurmd, the script's trap, scancel again), so that it lands a step or two after the pause
 # however long that takes, and not after the last step.
-long=100
+long=300
 make_job requeue "$long"
 id=$(submit requeue)
 out="$tmp/submit/requeue-$id.out"
