@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libopenmpi-dev openmpi-bin iproute2   # processes and machines: data-parallel training over MPI
   libgtest-dev           # unit tests
+  slurmctld slurmd slurm-client munge   # tests/dist/local_slurm.sh runs the sbatch script on a one-node Slurm
   python3 python3-torch python3-numpy   # the independent PyTorch reference and the bench peer
   python3-sentencepiece python3-regex python3-nltk  # independent tokenizer and metric references for the tests
   libopenblas0-pthread   # an optimized BLAS for the PyTorch peer (Debian's torch uses libblas.so.3)

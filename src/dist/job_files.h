@@ -25,7 +25,7 @@ struct JobSpec {
   std::string partition;          // Slurm --partition; "" = the cluster's default
   std::string image;              // Kubernetes: container image with lathe, OpenMPI, sshd
   std::string lathe = "lathe";    // the lathe binary as the job's nodes see it
-  std::string output_dir;         // the config's output.dir (comments only)
+  std::string output_dir;         // the config's output.dir (comments, Slurm's final/ check)
   std::string file_name;          // the job file's name, for the submit command in its comments
 };
 

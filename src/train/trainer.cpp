@@ -519,7 +519,11 @@ void Trainer::run() {
   const bool has_eval = !eval_rows_.empty();
   // The eval before any update: the baseline the later evals are read against.
   if (step_ == 0 && has_eval) log_eval(metrics, tty);
-  while (step_ < total_steps_ && !g_stop) {
+  // Whether every process has agreed to stop: a SIGTERM reaches the processes at different
+  // moments, so each acts on the stop flags summed after a step, never on its own flag, or
+  // one would leave the loop (and wait in the checkpoint's collectives) while another trains.
+  bool stopping = false;
+  while (step_ < total_steps_ && !stopping) {
     const StepMetrics m = step();
     nlohmann::json j = {{"step", m.step},          {"loss", m.loss},
                         {"lr", m.lr},              {"grad_norm", m.grad_norm},
@@ -534,7 +538,7 @@ void Trainer::run() {
     // A stop request (SIGTERM) reaching any process stops all of them after the same step.
     double stop = g_stop ? 1.0 : 0.0;
     comm_->allreduce_sum(&stop, 1);
-    if (stop > 0) g_stop = true;
+    stopping = stop > 0;
     if (lead && (m.step % cfg_.train.log_every == 0 || m.step == total_steps_)) {
       const double eta = seconds_since(t_run) / double(m.step - first) * double(total_steps_ - m.step);
       std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.3g  %.0f tok/s  MFU %.1f%%  ETA %s%s",
@@ -548,7 +552,7 @@ void Trainer::run() {
     if (save && last_save_step_ != step_) save_checkpoint();
   }
   if (tty) std::fprintf(stderr, "\n");
-  if (g_stop) {
+  if (stopping) {
     save_checkpoint();
     if (lead)
       std::fprintf(stderr, "stopped at step %lld: checkpoint saved; resume with train.resume=true\n",
