@@ -715,7 +715,9 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
   const bool tied = table_.lm_head == table_.embed;
   if (sharded_) {
     reduce_into_shard(table_.final_norm, table_.final_norm + size_t(C), head_grad_norm_.get());
+    shard_grad_ready(table_.final_norm, table_.final_norm + size_t(C));
     reduce_into_shard(table_.lm_head, table_.lm_head + VC, head_grad_lm_.get());
+    if (!tied) shard_grad_ready(table_.lm_head, table_.lm_head + VC);  // tied: with the embedding
   } else if (G) {
     grad_ready(table_.final_norm, table_.final_norm + size_t(C));
     if (!tied) grad_ready(table_.lm_head, table_.lm_head + VC);  // tied: with the embedding
@@ -731,6 +733,7 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
     const LayerOffsets& o = table_.layers[size_t(l)];
     if (sharded_) {
       grad_free_[l % 2] = reduce_into_shard(o.ln1, o.ln1 + layer_span_, layer_grad_[l % 2].get());
+      shard_grad_ready(o.ln1, o.ln1 + layer_span_);
     } else {
       const auto [lo, hi] = layer_trainable_range(l);
       grad_ready(lo, hi);
@@ -739,6 +742,7 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
   if (g_embed) be_.embedding_backward(g_embed, ids_.get(), dx_.get(), M, C);
   if (sharded_) {
     reduce_into_shard(table_.embed, table_.embed + VC, head_grad_embed_.get());
+    shard_grad_ready(table_.embed, table_.embed + VC);
     shard_.worker->wait_all();  // grads_ is whole, and every buffer free for the next call
   } else if (G) {
     grad_ready(table_.embed, table_.embed + VC);

@@ -2,6 +2,7 @@
 // block is a fixed sequence of ops, so each op's backward is written beside its forward
 // and the activations it needs are kept in plain buffers.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -61,7 +62,9 @@ struct ParamShard {
 
 // Called during forward_backward with a range [lo, hi) of trainable().grads that this
 // micro-batch will not touch again: data parallel sends it to the other processes while
-// the backward goes on. The calls cover the trainable buffer exactly once.
+// the backward goes on. The calls cover the trainable buffer exactly once. A sharded
+// model calls it right after queueing the range's reduction to its owners, so work the
+// hook queues on the same worker sees the reduced values (hybrid_shard's replicas).
 using GradReadyHook = std::function<void(size_t lo, size_t hi)>;
 
 // The parameters an optimizer updates: the whole model, or the LoRA adapters. `compute`
@@ -168,6 +171,13 @@ class LlamaModel {
   std::pair<size_t, size_t> layer_trainable_range(int64_t l) const;
   void grad_ready(size_t lo, size_t hi) {
     if (grad_ready_ && hi > lo) grad_ready_(lo, hi);
+  }
+  // full_shard: this process's part of a flat range [lo, hi) whose reduction was just
+  // queued, as a range of trainable(); hooks queued on the same worker run after it.
+  void shard_grad_ready(size_t lo, size_t hi) {
+    const size_t a = std::clamp(lo, shard_.begin, shard_.begin + shard_.count);
+    const size_t b = std::clamp(hi, shard_.begin, shard_.begin + shard_.count);
+    grad_ready(a - shard_.begin, b - shard_.begin);
   }
   struct LayerActs {
     // Saved for the backward. The normalized inputs and the SwiGLU output are not kept:

@@ -133,6 +133,8 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     }
     group_comm_ = comm_->split(comm_->rank() / group, comm_->rank());
     replica_comm_ = comm_->split(comm_->rank() % group, comm_->rank());
+    // Used by the communication thread only (hybrid_shard's sums across replicas).
+    replica_worker_comm_ = replica_comm_->split(0, replica_comm_->rank());
     auto& w = lora ? base_worker_ : worker_;
     w = std::make_unique<CommWorker>(group_comm_->split(0, group_comm_->rank()),
                                      cfg_.dist.overlap && group_comm_->concurrent());
@@ -255,6 +257,8 @@ CommStats Trainer::comm_totals() const {
   };
   for (const Communicator* c : {comm_.get(), group_comm_.get(), replica_comm_.get()})
     if (c) add(c->stats(), true);
+  // Run by the communication thread: blocking only when it runs inline.
+  if (replica_worker_comm_) add(replica_worker_comm_->stats(), worker_ && !worker_->threaded());
   // The worker's own collectives block training only when it runs them inline; on its
   // thread, what blocks is the time spent waiting for it.
   for (const CommWorker* w : {worker_.get(), base_worker_.get()}) {
@@ -296,6 +300,14 @@ StepMetrics Trainer::step() {
     const bool last = j + 1 == micro.size();
     if (last && comm_->size() > 1 && !model_->sharded())
       model_->set_grad_ready_hook([this](size_t lo, size_t hi) { reduce_when_ready(lo, hi); });
+    // hybrid_shard: each reduced shard range is then summed over the replicas, on the
+    // same thread and so after its reduction within the group.
+    if (last && model_->sharded() && replica_comm_->size() > 1)
+      model_->set_grad_ready_hook([this](size_t lo, size_t hi) {
+        grad_queued_ += hi - lo;
+        worker_->submit([g = model_->trainable().grads, lo, hi, r = replica_worker_comm_.get()](
+                            Communicator&) { r->allreduce_sum(g + lo, hi - lo); });
+      });
     loss_sum += model_->forward_backward(micro[j], scale);
     model_->set_grad_ready_hook({});
   }
@@ -351,8 +363,10 @@ double Trainer::data_parallel_update(double lr) {
   double norm = 0;
   if (model_->sharded()) {
     // Gradients were reduced to their owners layer by layer during the backward, within
-    // the group; replicas of the same range (hybrid_shard) add theirs up.
-    if (replica_comm_->size() > 1) replica_comm_->allreduce_sum(t.grads, t.n);
+    // the group, and (hybrid_shard) summed over the replicas of the same range.
+    worker_->wait_all();
+    LATHE_CHECK(replica_comm_->size() == 1 || grad_queued_ == t.n, "internal: ", grad_queued_,
+                " of ", t.n, " gradient values were summed over the replicas");
     double sq = be_->sum_squares(t.grads, t.n);
     group_comm_->allreduce_sum(&sq, 1);
     norm = std::sqrt(sq);

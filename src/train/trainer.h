@@ -71,7 +71,7 @@ class Trainer {
   std::unique_ptr<Communicator> comm_;
   // full_shard / hybrid_shard: the processes sharing one copy of the parameters, and the
   // processes holding the same range in the other copies (hybrid_shard's replicas).
-  std::unique_ptr<Communicator> group_comm_, replica_comm_;
+  std::unique_ptr<Communicator> group_comm_, replica_comm_, replica_worker_comm_;
   // The communication thread: the sharded model's gathers and reduces, or (the other
   // strategies) each layer's gradient reduction as soon as the backward has finished it.
   std::unique_ptr<CommWorker> worker_;

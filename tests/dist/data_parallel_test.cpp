@@ -148,12 +148,14 @@ TEST_F(DataParallel, OverlappedCommunicationGivesTheSameBitsAsInline) {
   // path; only when they run changes, so the losses and weights are identical.
   const std::string dir = testing::temp_dir("dp_overlap");
   const std::string lathe = LATHE_BINARY;
-  for (const char* strategy : {"no_shard", "shard_grad_op", "full_shard"}) {
+  for (const char* strategy : {"no_shard", "shard_grad_op", "full_shard", "hybrid_shard"}) {
     std::vector<double> runs[2];
+    const bool hybrid = std::string(strategy) == "hybrid_shard";  // 2 groups of 2
     for (const bool overlap : {true, false}) {
       const std::string out = dir + "/" + strategy + (overlap ? "_on" : "_off");
-      Shell r = sh(mpirun(2) + lathe +
-                   common_args(std::string("train.batch_size=2 train.precision=bf16 dist.strategy=") +
+      Shell r = sh(mpirun(hybrid ? 4 : 2) + lathe +
+                   common_args(std::string("train.batch_size=") + (hybrid ? "1" : "2") +
+                               " dist.shard_group_size=2 train.precision=bf16 dist.strategy=" +
                                strategy + " dist.overlap=" + (overlap ? "true" : "false") +
                                " output.dir=" + out));
       ASSERT_EQ(r.status, 0) << strategy << "\n" << r.output;
