@@ -55,20 +55,9 @@ int main(int argc, char** argv) {
   lora("lora q", c.q_dim(), C);
   lora("lora gate", I, C);
   lora("lora down", C, I);
-  // Adapters that share an input (q|k|v, gate|up) stack their A matrices: these three
-  // products run once per group with width g·r (the model's LoraGroup).
-  const size_t per_adapter_shapes = shapes.size();
-  auto lora_group = [&](const char* name, int64_t g, int64_t in) {
-    shapes.push_back({name, M, g * r, in, false, true, 0.0f});
-    shapes.push_back({name, g * r, in, M, true, false, 1.0f});
-    shapes.push_back({name, M, in, g * r, false, false, 1.0f});
-  };
-  lora_group("lora qkv (g=3)", 3, C);
-  lora_group("lora gate_up (g=2)", 2, C);
   const char* kinds[] = {"fwd  y=x·Wᵀ", "bwd dx=dy·W", "bwd dW+=dyᵀx"};
   const char* lora_kinds[] = {"fwd u=x·Aᵀ", "fwd y+=u·Bᵀ", "bwd dB+=dyᵀu", "bwd du=dy·B",
                               "bwd dA+=duᵀx", "bwd dx+=du·A"};
-  const char* group_kinds[] = {"fwd u=x·Aᵀ", "bwd dA+=duᵀx", "bwd dx+=du·A"};
   double total_flops = 0, total_time = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
     Shape s = shapes[i];
@@ -93,10 +82,7 @@ int main(int argc, char** argv) {
     total_flops += flops;
     total_time += best;
     std::printf("%-18s %-14s M=%-6lld N=%-6lld K=%-6lld %7.1f GFLOP/s %8.3f ms\n", s.name,
-                i < dense_shapes          ? kinds[i % 3]
-                : i < per_adapter_shapes ? lora_kinds[(i - dense_shapes) % 6]
-                                         : group_kinds[(i - per_adapter_shapes) % 3],
-                (long long)s.m, (long long)s.n, (long long)s.k, flops / best / 1e9,
+                i < dense_shapes ? kinds[i % 3] : lora_kinds[(i - dense_shapes) % 6], (long long)s.m, (long long)s.n, (long long)s.k, flops / best / 1e9,
                 best * 1e3);
   }
   std::printf("all shapes: %.1f GFLOP/s\n", total_flops / total_time / 1e9);

@@ -265,7 +265,7 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
     other += double(f.expand_scratch);
     if (!lt.entries.empty()) {
       lora_u_per_token = size_t(lt.spec.r) * lt.by_layer[0].size();  // LayerActs::lora_u
-      other += 4 * double(M) * double(lt.spec.r) * double(lt.max_group_size());  // lora_du_
+      other += 4 * double(M) * double(lt.spec.r);                    // lora_du_ (lora_backward)
       if (lt.spec.dropout > 0) {  // lora_x_: the dropped-out input
         int64_t in_max = 0;
         for (const LoraEntry& e : lt.entries) in_max = std::max(in_max, e.in);

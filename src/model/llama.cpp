@@ -22,18 +22,6 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return os.str();
 }
 
-// C[M,N] = alpha·op(A)·op(B) + beta·C with explicit leading dimensions.
-MatmulArgs product(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool ta,
-                   const float* B, int64_t ldb, bool tb, float* C, int64_t ldc, float alpha,
-                   float beta) {
-  MatmulArgs a;
-  a.M = M, a.N = N, a.K = K;
-  a.A = A, a.lda = lda, a.trans_a = ta;
-  a.B = B, a.ldb = ldb, a.trans_b = tb;
-  a.C = C, a.ldc = ldc, a.alpha = alpha, a.beta = beta;
-  return a;
-}
-
 }  // namespace
 
 Precision precision_from_name(const std::string& name) {
@@ -339,89 +327,106 @@ void LlamaModel::linear_forward(int64_t l, Linear which, float* y, const float* 
   lora_forward(l, which, x, y, M, nullptr, false);
 }
 
+Linear linear_of(Proj p) {
+  switch (p) {
+    case Proj::Q: case Proj::K: case Proj::V: return Linear::QKV;
+    case Proj::O: return Linear::O;
+    case Proj::Gate: case Proj::Up: return Linear::GateUp;
+    case Proj::Down: return Linear::Down;
+  }
+  return Linear::QKV;
+}
+
 uint64_t LlamaModel::dropout_seed(int64_t l, size_t entry) const {
   return dropout_seed_ * 0x9e3779b97f4a7c15ull + uint64_t(l) * 131 + entry;
 }
 
-// The group's u = x·Aᵀ is one product [M, count·r] against its stacked A; each adapter then
-// adds s·u_k·B_kᵀ to its own columns of y.
 void LlamaModel::lora_forward(int64_t l, Linear which, const float* x, float* y, int64_t M,
                               LayerActs* acts, bool train) {
-  const LoraGroup* group = frozen_ ? lora_.group(l, which) : nullptr;
-  if (!group) return;
-  const LoraGroup& g = *group;
-  const int64_t r = lora_.spec.r, gr = int64_t(g.count) * r;
+  if (!frozen_) return;
+  const auto& ids = lora_.by_layer[size_t(l)];
+  const int64_t r = lora_.spec.r;
   const float* W = lora_compute_.get() ? lora_compute_.get() : lora_params_.get();
-  float* U;
-  if (acts) {
-    U = acts->lora_u.get() + g.slot * size_t(M * r);
-  } else {
-    lora_u_.ensure(be_, size_t(M * gr));
-    U = lora_u_.get();
-  }
-  if (train && lora_.spec.dropout > 0) {
-    // PEFT applies one dropout module per projection: each adapter sees its own mask.
-    for (size_t k = 0; k < g.count; ++k) {
-      const LoraEntry& e = lora_.entries[g.first + k];
+  const bool drop = train && lora_.spec.dropout > 0;
+  for (size_t k = 0; k < ids.size(); ++k) {
+    const LoraEntry& e = lora_.entries[ids[k]];
+    if (linear_of(e.proj) != which) continue;
+    const float* xin = x;
+    if (drop) {
       lora_x_.ensure(be_, size_t(M * e.in));
       be_.dropout(lora_x_.get(), x, size_t(M * e.in), float(lora_.spec.dropout),
-                  dropout_seed(l, g.first + k), false);
-      be_.matmul(product(M, r, e.in, lora_x_.get(), e.in, false, W + e.a_offset, e.in, true,
-                         U + k * size_t(r), gr, 1.0f, 0.0f));
+                  dropout_seed(l, ids[k]), false);
+      xin = lora_x_.get();
     }
-  } else {
-    be_.matmul(product(M, gr, g.in, x, g.in, false, W + g.a_offset, g.in, true, U, gr, 1.0f, 0.0f));
-  }
-  maybe_round(U, size_t(M * gr));
-  for (size_t k = 0; k < g.count; ++k) {  // y[:, cols] += s · u·Bᵀ
-    const LoraEntry& e = lora_.entries[g.first + k];
-    be_.matmul(product(M, e.out, r, U + k * size_t(r), gr, false, W + e.b_offset, r, true,
-                       y + e.out_col, e.fused_out, lora_.spec.scaling(), 1.0f));
+    float* u;
+    if (acts) {
+      u = acts->lora_u.get() + k * size_t(M * r);
+    } else {
+      lora_u_.ensure(be_, size_t(M * r));
+      u = lora_u_.get();
+    }
+    matmul_xwT(u, xin, W + e.a_offset, M, r, e.in, 0.0f);  // u = x·Aᵀ
+    maybe_round(u, size_t(M * r));
+    MatmulArgs a;  // y[:, cols] += s · u·Bᵀ
+    a.M = M, a.N = e.out, a.K = r;
+    a.A = u, a.lda = r;
+    a.B = W + e.b_offset, a.ldb = r, a.trans_b = true;
+    a.C = y + e.out_col, a.ldc = e.fused_out;
+    a.alpha = lora_.spec.scaling(), a.beta = 1.0f;
+    be_.matmul(a);
   }
 }
 
-// Per adapter: dB += s·dyᵀ·u and du = s·dy·B, the latter into the group's du [M, count·r];
-// then for the group dA += duᵀ·x and dx += du·A, one product each.
 void LlamaModel::lora_backward(int64_t l, Linear which, const float* x, const float* dy,
                                int64_t ld_dy, float* dx, int64_t M, LayerActs& acts) {
-  const LoraGroup* g = frozen_ ? lora_.group(l, which) : nullptr;
-  if (!g) return;
-  const int64_t r = lora_.spec.r, gr = int64_t(g->count) * r;
+  if (!frozen_) return;
+  const auto& ids = lora_.by_layer[size_t(l)];
+  const int64_t r = lora_.spec.r;
   const float s = lora_.spec.scaling();
   const float* W = lora_compute_.get() ? lora_compute_.get() : lora_params_.get();
   float* G = lora_grads_.get();
-  const float* U = acts.lora_u.get() + g->slot * size_t(M * r);
-  lora_du_.ensure(be_, size_t(M * gr));
-  float* dU = lora_du_.get();
-  for (size_t k = 0; k < g->count; ++k) {
-    const LoraEntry& e = lora_.entries[g->first + k];
+  const bool drop = lora_.spec.dropout > 0;
+  lora_du_.ensure(be_, size_t(M * r));
+  float* du = lora_du_.get();
+  for (size_t k = 0; k < ids.size(); ++k) {
+    const LoraEntry& e = lora_.entries[ids[k]];
+    if (linear_of(e.proj) != which) continue;
+    const float* u = acts.lora_u.get() + k * size_t(M * r);
     const float* dye = dy + e.out_col;
-    be_.matmul(product(e.out, r, M, dye, ld_dy, true, U + k * size_t(r), gr, false, G + e.b_offset,
-                       r, s, 1.0f));
-    be_.matmul(product(M, r, e.out, dye, ld_dy, false, W + e.b_offset, r, false, dU + k * size_t(r),
-                       gr, s, 0.0f));
-  }
-  if (lora_.spec.dropout <= 0) {
-    be_.matmul(
-        product(gr, g->in, M, dU, gr, true, x, g->in, false, G + g->a_offset, g->in, 1.0f, 1.0f));
-    if (dx)
-      be_.matmul(product(M, g->in, gr, dU, gr, false, W + g->a_offset, g->in, false, dx, g->in,
-                         1.0f, 1.0f));
-    return;
-  }
-  for (size_t k = 0; k < g->count; ++k) {  // through each adapter's forward mask, regenerated
-    const LoraEntry& e = lora_.entries[g->first + k];
-    const size_t n = size_t(M * e.in);
-    const uint64_t seed = dropout_seed(l, g->first + k);
-    const float p = float(lora_.spec.dropout);
-    lora_x_.ensure(be_, n);
-    be_.dropout(lora_x_.get(), x, n, p, seed, false);
-    be_.matmul(product(r, e.in, M, dU + k * size_t(r), gr, true, lora_x_.get(), e.in, false,
-                       G + e.a_offset, e.in, 1.0f, 1.0f));
-    if (!dx) continue;
-    be_.matmul(product(M, e.in, r, dU + k * size_t(r), gr, false, W + e.a_offset, e.in, false,
-                       lora_x_.get(), e.in, 1.0f, 0.0f));
-    be_.dropout(dx, lora_x_.get(), n, p, seed, true);
+    MatmulArgs db;  // dB += s · dyᵀ·u
+    db.M = e.out, db.N = r, db.K = M;
+    db.A = dye, db.lda = ld_dy, db.trans_a = true;
+    db.B = u, db.ldb = r;
+    db.C = G + e.b_offset, db.ldc = r, db.alpha = s, db.beta = 1.0f;
+    be_.matmul(db);
+    MatmulArgs dua;  // du = s · dy·B
+    dua.M = M, dua.N = r, dua.K = e.out;
+    dua.A = dye, dua.lda = ld_dy;
+    dua.B = W + e.b_offset, dua.ldb = r;
+    dua.C = du, dua.ldc = r, dua.alpha = s;
+    be_.matmul(dua);
+    const float* xin = x;
+    if (drop) {  // the forward's mask, regenerated
+      lora_x_.ensure(be_, size_t(M * e.in));
+      be_.dropout(lora_x_.get(), x, size_t(M * e.in), float(lora_.spec.dropout),
+                  dropout_seed(l, ids[k]), false);
+      xin = lora_x_.get();
+    }
+    MatmulArgs da;  // dA += duᵀ·x
+    da.M = r, da.N = e.in, da.K = M;
+    da.A = du, da.lda = r, da.trans_a = true;
+    da.B = xin, da.ldb = e.in;
+    da.C = G + e.a_offset, da.ldc = e.in, da.beta = 1.0f;
+    be_.matmul(da);
+    MatmulArgs dxa;  // dx += du·A (through the dropout mask)
+    dxa.M = M, dxa.N = e.in, dxa.K = r;
+    dxa.A = du, dxa.lda = r;
+    dxa.B = W + e.a_offset, dxa.ldb = e.in;
+    dxa.C = drop ? lora_x_.get() : dx, dxa.ldc = e.in, dxa.beta = drop ? 0.0f : 1.0f;
+    be_.matmul(dxa);
+    if (drop)
+      be_.dropout(dx, lora_x_.get(), size_t(M * e.in), float(lora_.spec.dropout),
+                  dropout_seed(l, ids[k]), true);
   }
 }
 
@@ -604,7 +609,7 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
   if (base) mm(G_at(o.wqkv), dqkv_.get(), true, xn_.get(), false, S, C, M, S, C, 1.0f);
   // The first layer's input gradient only feeds the embedding; a frozen one needs none.
   if (!base && l == 0) {
-    lora_backward(l, Linear::QKV, xn_.get(), dqkv_.get(), S, nullptr, M, a);
+    lora_backward(l, Linear::QKV, xn_.get(), dqkv_.get(), S, dxn_.get(), M, a);
     return;
   }
   mm(dxn_.get(), dqkv_.get(), false, w.wqkv, false, M, C, S, S, C, 0.0f);

@@ -31,6 +31,10 @@ Precision precision_from_name(const std::string& name);
 struct LayerWeights {
   const float *ln1, *wqkv, *wo, *ln2, *wgu, *wd;
 };
+// The fused linear layers of a block, in the order a forward pass applies them.
+enum class Linear { QKV, O, GateUp, Down };
+Linear linear_of(Proj p);  // the fused product a projection is part of
+
 struct HeadWeights {
   const float *embed, *final_norm, *lm_head;  // lm_head == embed when tied
 };
@@ -180,15 +184,15 @@ class LlamaModel {
     // they are recomputed from x_in, x_mid and gate_up (two cheap elementwise passes)
     // to save 3·C + I floats per token per layer.
     DeviceBuffer<float> x_in, rstd1, qkv, att, lse, x_mid, rstd2, gu;
-    DeviceBuffer<float> lora_u;  // x·Aᵀ of the layer's adapters, [M, count·r] per LoraGroup
+    DeviceBuffer<float> lora_u;  // x·Aᵀ [M, r] of each adapter of the layer
   };
   // Adds the adapters of layer l on the projections that make up `which` to y (the fused
   // product's output, row stride = its width). acts: where to keep x·Aᵀ for backward
   // (null at inference); train: apply dropout.
   void lora_forward(int64_t l, Linear which, const float* x, float* y, int64_t M,
                     LayerActs* acts, bool train);
-  // Adapter gradients for layer l's `which` from dy (the fused output's gradient, stride
-  // ld_dy) and their input x; adds the input gradient into dx (null: not needed).
+  // Adapter gradients for `which` from dy (the fused output's gradient, stride ld_dy) and
+  // their input x; adds the input gradient into dx.
   void lora_backward(int64_t l, Linear which, const float* x, const float* dy, int64_t ld_dy,
                      float* dx, int64_t M, LayerActs& acts);
   uint64_t dropout_seed(int64_t l, size_t entry) const;

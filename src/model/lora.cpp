@@ -16,16 +16,6 @@ const char* proj_name(Proj p) {
 
 const char* proj_parent(Proj p) { return int(p) <= int(Proj::O) ? "self_attn" : "mlp"; }
 
-Linear linear_of(Proj p) {
-  switch (p) {
-    case Proj::Q: case Proj::K: case Proj::V: return Linear::QKV;
-    case Proj::O: return Linear::O;
-    case Proj::Gate: case Proj::Up: return Linear::GateUp;
-    case Proj::Down: return Linear::Down;
-  }
-  return Linear::QKV;
-}
-
 bool LoraSpec::targets_proj(Proj p) const {
   return std::find(targets.begin(), targets.end(), p) != targets.end();
 }
@@ -65,72 +55,36 @@ static std::string module_path(const LoraEntry& e) {
 std::string LoraEntry::a_name() const { return module_path(*this) + ".lora_A.weight"; }
 std::string LoraEntry::b_name() const { return module_path(*this) + ".lora_B.weight"; }
 
-static LoraEntry make_entry(const LlamaConfig& cfg, int64_t l, Proj p) {
-  const int64_t C = cfg.hidden_size, I = cfg.intermediate_size;
-  const int64_t QD = cfg.q_dim(), KD = cfg.kv_dim(), S = QD + 2 * KD;
-  LoraEntry e;
-  e.layer = l;
-  e.proj = p;
-  switch (p) {
-    case Proj::Q: e.in = C, e.out = QD, e.out_col = 0, e.fused_out = S; break;
-    case Proj::K: e.in = C, e.out = KD, e.out_col = QD, e.fused_out = S; break;
-    case Proj::V: e.in = C, e.out = KD, e.out_col = QD + KD, e.fused_out = S; break;
-    case Proj::O: e.in = QD, e.out = C, e.out_col = 0, e.fused_out = C; break;
-    case Proj::Gate: e.in = C, e.out = I, e.out_col = 0, e.fused_out = 2 * I; break;
-    case Proj::Up: e.in = C, e.out = I, e.out_col = I, e.fused_out = 2 * I; break;
-    case Proj::Down: e.in = I, e.out = C, e.out_col = 0, e.fused_out = C; break;
-  }
-  return e;
-}
-
 LoraTable make_lora_table(const LlamaConfig& cfg, const LoraSpec& spec) {
   LATHE_CHECK(spec.r >= 1, "peft.r must be >= 1");
   LoraTable t;
   t.spec = spec;
-  const int64_t r = spec.r;
+  const int64_t C = cfg.hidden_size, I = cfg.intermediate_size;
+  const int64_t QD = cfg.q_dim(), KD = cfg.kv_dim(), S = QD + 2 * KD;
   t.by_layer.resize(size_t(cfg.num_hidden_layers));
-  t.groups.resize(size_t(cfg.num_hidden_layers));
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
-    // Per group (in Linear order, so entries stay in Proj order): all its A matrices, then
-    // all its B matrices.
-    for (int f = 0; f < kNumLinear; ++f) {
-      LoraGroup g;
-      g.linear = Linear(f);
-      g.first = t.entries.size();
-      g.slot = t.by_layer[size_t(l)].size();
-      g.a_offset = t.total;
-      for (Proj p : spec.targets) {
-        if (linear_of(p) != g.linear) continue;
-        LoraEntry e = make_entry(cfg, l, p);
-        e.a_offset = t.total;
-        t.total += size_t(r * e.in);
-        g.in = e.in;
-        t.by_layer[size_t(l)].push_back(t.entries.size());
-        t.entries.push_back(e);
+    for (Proj p : spec.targets) {
+      LoraEntry e;
+      e.layer = l;
+      e.proj = p;
+      switch (p) {
+        case Proj::Q: e.in = C, e.out = QD, e.out_col = 0, e.fused_out = S; break;
+        case Proj::K: e.in = C, e.out = KD, e.out_col = QD, e.fused_out = S; break;
+        case Proj::V: e.in = C, e.out = KD, e.out_col = QD + KD, e.fused_out = S; break;
+        case Proj::O: e.in = QD, e.out = C, e.out_col = 0, e.fused_out = C; break;
+        case Proj::Gate: e.in = C, e.out = I, e.out_col = 0, e.fused_out = 2 * I; break;
+        case Proj::Up: e.in = C, e.out = I, e.out_col = I, e.fused_out = 2 * I; break;
+        case Proj::Down: e.in = I, e.out = C, e.out_col = 0, e.fused_out = C; break;
       }
-      g.count = t.entries.size() - g.first;
-      if (g.count == 0) continue;
-      for (size_t i = g.first; i < t.entries.size(); ++i) {
-        t.entries[i].b_offset = t.total;
-        t.total += size_t(t.entries[i].out * r);
-      }
-      t.groups[size_t(l)].push_back(g);
+      e.a_offset = t.total;
+      t.total += size_t(spec.r * e.in);
+      e.b_offset = t.total;
+      t.total += size_t(e.out * spec.r);
+      t.by_layer[size_t(l)].push_back(t.entries.size());
+      t.entries.push_back(e);
     }
   }
   return t;
-}
-
-const LoraGroup* LoraTable::group(int64_t l, Linear which) const {
-  for (const LoraGroup& g : groups[size_t(l)])
-    if (g.linear == which) return &g;
-  return nullptr;
-}
-
-size_t LoraTable::max_group_size() const {
-  size_t n = 0;
-  for (const auto& layer : groups)
-    for (const LoraGroup& g : layer) n = std::max(n, g.count);
-  return n;
 }
 
 void init_lora_weights(const LoraTable& t, float* params, uint64_t seed) {

@@ -1,8 +1,7 @@
 // LoRA adapters on the block's linear layers: y = x·Wᵀ + (alpha/r)·dropout(x)·Aᵀ·Bᵀ with
 // A [r, in] and B [out, r] per adapted projection, PEFT's names and initialization. All
 // adapter tensors live in one flat buffer (like the base parameters), so the optimizer,
-// clipping and checkpoints treat them as one range. Within a layer the adapters are
-// grouped by the fused product they belong to (see LoraGroup).
+// clipping and checkpoints treat them as one range.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,11 +16,6 @@ enum class Proj { Q, K, V, O, Gate, Up, Down };
 constexpr int kNumProj = 7;
 const char* proj_name(Proj p);          // "q_proj"
 const char* proj_parent(Proj p);        // "self_attn" or "mlp"
-
-// The fused linear layers of a block, in the order a forward pass applies them.
-enum class Linear { QKV, O, GateUp, Down };
-constexpr int kNumLinear = 4;
-Linear linear_of(Proj p);  // the fused product a projection is part of
 
 struct LoraSpec {
   int64_t r = 8;
@@ -49,30 +43,11 @@ struct LoraEntry {
   std::string b_name() const;
 };
 
-// The adapters of one layer on one fused product: projections that read the same input
-// (q|k|v, gate|up, or o or down alone). Their A matrices are adjacent in the flat buffer,
-// one [count·r, in] block, followed by their B matrices, so that x·Aᵀ, the gradient of A
-// and the input gradient are each one product of width count·r for the whole group
-// instead of count skinny ones of width r.
-struct LoraGroup {
-  Linear linear = Linear::QKV;
-  size_t first = 0, count = 0;  // entries [first, first + count)
-  int64_t in = 0;
-  size_t a_offset = 0;  // the group's A block [count·r, in]
-  // Where the group's x·Aᵀ [M, count·r] starts in the layer's activations, in units of
-  // M·r floats (the index of its first entry among the layer's).
-  size_t slot = 0;
-};
-
 struct LoraTable {
   LoraSpec spec;
   std::vector<LoraEntry> entries;                // layer-major, Proj order within a layer
   std::vector<std::vector<size_t>> by_layer;      // entry indices per layer
-  std::vector<std::vector<LoraGroup>> groups;     // per layer, the non-empty groups in Linear order
   size_t total = 0;                               // floats
-  // Layer l's group on `which`, or null when none of its projections is adapted.
-  const LoraGroup* group(int64_t l, Linear which) const;
-  size_t max_group_size() const;  // entries in the largest group
 };
 
 LoraTable make_lora_table(const LlamaConfig& cfg, const LoraSpec& spec);

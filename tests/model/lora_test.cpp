@@ -4,7 +4,6 @@
 // train only the adapters; merging; frozen-base storage (bf16, NF4) and dropout.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -239,54 +238,6 @@ TEST(Lora, DropoutGradientsMatchFiniteDifferences) {
     ++checked;
   }
   EXPECT_GT(checked, 20);
-}
-
-// Adapters that read the same input (q|k|v, gate|up) keep their A matrices next to each
-// other, one [count·r, in] block, so their products fuse; every float still belongs to
-// exactly one PEFT tensor.
-TEST(Lora, TableGroupsTheAdaptersOfEachFusedProduct) {
-  const LlamaConfig cfg =
-      llama_config_from_json_file(golden_dir("gqa_untied") + "/model/config.json");
-  for (const std::vector<std::string>& targets :
-       {std::vector<std::string>{"all-linear"}, {"q_proj", "v_proj", "up_proj"}}) {
-    LoraSpec spec;
-    spec.r = 4;
-    spec.targets = parse_lora_targets(targets);
-    const LoraTable t = make_lora_table(cfg, spec);
-    std::vector<std::pair<size_t, size_t>> spans;
-    for (const LoraEntry& e : t.entries) {
-      spans.push_back({e.a_offset, size_t(spec.r * e.in)});
-      spans.push_back({e.b_offset, size_t(e.out * spec.r)});
-    }
-    std::sort(spans.begin(), spans.end());
-    size_t end = 0;
-    for (auto [begin, n] : spans) {
-      EXPECT_EQ(begin, end);
-      end = begin + n;
-    }
-    EXPECT_EQ(end, t.total);
-    ASSERT_EQ(t.groups.size(), size_t(cfg.num_hidden_layers));
-    for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
-      size_t entries = 0;
-      for (const LoraGroup& g : t.groups[size_t(l)]) {
-        EXPECT_EQ(&g, t.group(l, g.linear));
-        EXPECT_EQ(g.slot, entries);
-        for (size_t k = 0; k < g.count; ++k) {
-          const LoraEntry& e = t.entries[g.first + k];
-          EXPECT_EQ(e.layer, l);
-          EXPECT_EQ(linear_of(e.proj), g.linear);
-          EXPECT_EQ(e.in, g.in);
-          EXPECT_EQ(e.a_offset, g.a_offset + k * size_t(spec.r * g.in));
-        }
-        entries += g.count;
-      }
-      EXPECT_EQ(entries, t.by_layer[size_t(l)].size());
-    }
-    const size_t qkv = targets.size() == 1 ? 3 : 2;
-    EXPECT_EQ(t.group(0, Linear::QKV)->count, qkv);
-    EXPECT_EQ(t.group(0, Linear::O) == nullptr, targets.size() > 1);
-    EXPECT_EQ(t.max_group_size(), qkv);
-  }
 }
 
 TEST(Lora, FrozenBaseHasNoGradientsOrOptimizerState) {
