@@ -19,7 +19,7 @@ g="$golden/gqa_untied"
 steps=4
 skip=77
 
-fail() { echo "FAILED: $*" >&2; exit 1; }
+. "$(dirname "$0")/run_helpers.sh"
 skip() { echo "SKIPPED: $*"; exit "$skip"; }
 [ -x "$lathe" ] || fail "no lathe binary at $1"
 [ -f "$g/model/model.safetensors" ] || fail "no golden model under $g (run the reference.generate test)"
@@ -224,7 +224,6 @@ wait_done() {
          "(waited up to $limit s for COMPLETED with 0)"
   fi
 }
-losses() { grep -o '"loss":[-0-9.eE+]*' "$1/metrics.jsonl" | cut -d: -f2; }
 # The run's per-step losses against mpirun -np 2's of the same config (relative 1e-6).
 against_mpirun() {
   local name=$1 steps=$2 worst
@@ -237,10 +236,8 @@ against_mpirun() {
   losses "$tmp/$name.mpirun" >"$tmp/$name.mpirun.loss"
   [ "$(wc -l <"$tmp/$name.loss")" -eq "$steps" ] || fail "$name: $(wc -l <"$tmp/$name.loss") losses, not $steps"
   [ "$(wc -l <"$tmp/$name.mpirun.loss")" -eq "$steps" ] || fail "$name: mpirun logged $(wc -l <"$tmp/$name.mpirun.loss") losses"
-  worst=$(paste "$tmp/$name.loss" "$tmp/$name.mpirun.loss" | awk '
-    { d = $1 - $2; if (d < 0) d = -d; b = $2 < 0 ? -$2 : $2; r = d / b; if (r > w) w = r }
-    END { printf "%.2e", w }')
-  awk -v w="$worst" 'BEGIN { exit !(w < 1e-6) }' || {
+  worst=$(worst_rel "$tmp/$name.loss" "$tmp/$name.mpirun.loss")
+  below "$worst" 1e-6 || {
     paste "$tmp/$name.loss" "$tmp/$name.mpirun.loss" >&2
     fail "$name: the Slurm job's losses differ by $worst (relative) from mpirun -np 2"
   }

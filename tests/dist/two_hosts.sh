@@ -16,7 +16,7 @@ golden=$(realpath "$2")
 g="$golden/gqa_untied"
 steps=10
 
-fail() { echo "FAILED: $*" >&2; exit 1; }
+. "$(dirname "$0")/run_helpers.sh"
 [ -x "$lathe" ] || fail "no lathe binary at $1"
 [ -f "$g/model/model.safetensors" ] || fail "no golden model under $g (run the reference.generate test)"
 command -v mpirun >/dev/null || fail "mpirun not found (scripts/setup.sh installs openmpi-bin)"
@@ -135,7 +135,6 @@ common=(train /dev/null model.path="$g/model" data.train="$g/train/data.jsonl" d
         train.betas=[0.9,0.95] train.warmup_steps=3 train.max_steps=$steps train.grad_clip=0.5
         train.grad_accum=2 train.threads=1 output.save_dtype=fp32)
 
-losses() { grep -o '"loss":[-0-9.eE+]*' "$1/metrics.jsonl" | cut -d: -f2; }
 counter() { ip netns exec "$ns_a" cat "/sys/class/net/$veth_a/statistics/$1"; }
 
 # The bytes of one full gradient (fp32, the size of every tensor of the model).
@@ -160,10 +159,8 @@ for strategy in no_shard zero1 shard_grad_op full_shard; do
 
   losses "$out" >"$out.loss"
   [ "$(wc -l <"$out.loss")" -eq "$steps" ] || fail "$strategy: $(wc -l <"$out.loss") losses, not $steps"
-  worst=$(paste "$out.loss" "$tmp/one.loss" | awk '
-    { d = $1 - $2; if (d < 0) d = -d; b = $2 < 0 ? -$2 : $2; r = d / b; if (r > w) w = r }
-    END { printf "%.2e", w }')
-  awk -v w="$worst" 'BEGIN { exit !(w < 1e-5) }' || {
+  worst=$(worst_rel "$out.loss" "$tmp/one.loss")
+  below "$worst" 1e-5 || {
     paste "$out.loss" "$tmp/one.loss" >&2
     fail "$strategy: losses differ by $worst (relative) from the single process"
   }
