@@ -249,30 +249,28 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   peak_gflops_ = matmul_peak_gflops_cached(*be_, cfg_.train.precision, false);
 }
 
-CommStats Trainer::comm_totals() const {
-  CommStats t;
-  auto add = [&](const CommStats& s, bool blocks) {
-    t.bytes += s.bytes, t.calls += s.calls;
-    if (blocks) t.seconds += s.seconds;
+Trainer::CommTotals Trainer::comm_totals() const {
+  CommTotals t;
+  // Collectives on a communication thread block training only when it runs them inline;
+  // on the thread, what blocks is the time spent waiting for it.
+  auto add = [&](const CommStats& s, const CommWorker* runs_it) {
+    t.bytes += s.bytes;
+    (runs_it && runs_it->threaded() ? t.thread_s : t.blocked_s) += s.seconds;
   };
   for (const Communicator* c : {comm_.get(), group_comm_.get(), replica_comm_.get()})
-    if (c) add(c->stats(), true);
-  // Run by the communication thread: blocking only when it runs inline.
-  if (replica_worker_comm_) add(replica_worker_comm_->stats(), worker_ && !worker_->threaded());
-  // The worker's own collectives block training only when it runs them inline; on its
-  // thread, what blocks is the time spent waiting for it.
+    if (c) add(c->stats(), nullptr);
+  if (replica_worker_comm_) add(replica_worker_comm_->stats(), worker_.get());
   for (const CommWorker* w : {worker_.get(), base_worker_.get()}) {
     if (!w) continue;
-    add(w->comm().stats(), !w->threaded());
-    t.seconds += w->wait_seconds();
+    add(w->comm().stats(), w);
+    t.blocked_s += w->wait_seconds();
   }
   return t;
 }
 
 StepMetrics Trainer::step() {
   const auto t0 = Clock::now();
-  const CommStats comm0 = comm_totals();
-  const double thread0 = worker_ && worker_->threaded() ? worker_->comm().stats().seconds : 0.0;
+  const CommTotals comm0 = comm_totals();
   const int64_t A = cfg_.train.grad_accum;
   std::vector<Batch> micro;
   int64_t targets = 0, tokens = 0;
@@ -325,10 +323,10 @@ StepMetrics Trainer::step() {
   m.tokens = tokens;
   m.targets = targets;
   m.step_time_s = seconds_since(t0);
-  const CommStats comm1 = comm_totals();
+  const CommTotals comm1 = comm_totals();
   m.comm_bytes = comm1.bytes - comm0.bytes;
-  m.comm_s = comm1.seconds - comm0.seconds;
-  if (worker_ && worker_->threaded()) m.comm_thread_s = worker_->comm().stats().seconds - thread0;
+  m.comm_s = comm1.blocked_s - comm0.blocked_s;
+  m.comm_thread_s = comm1.thread_s - comm0.thread_s;
   m.tokens_per_s = double(tokens) / m.step_time_s;
   const double flops = train_flops_per_token(model_->config(), cfg_.data.seq_len) * double(tokens);
   // tokens are every process's; so is the peak: each process measured its own.

@@ -81,7 +81,12 @@ class Trainer {
   std::pair<size_t, size_t> shard_;  // this process's range of the trainable buffer
   double data_parallel_update(double lr);
   void reduce_when_ready(size_t lo, size_t hi);  // queues a gradient range's reduction
-  CommStats comm_totals() const;
+  // This process's traffic so far over all its communicators, the seconds training was
+  // blocked on communication, and the seconds communication threads spent in collectives.
+  struct CommTotals {
+    double bytes = 0, blocked_s = 0, thread_s = 0;
+  };
+  CommTotals comm_totals() const;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<LlamaModel> model_;
   std::map<std::string, double> log_eval(std::ostream& metrics, bool tty);
