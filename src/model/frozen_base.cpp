@@ -96,10 +96,8 @@ FrozenBase::Stored FrozenBase::empty_stored(size_t numel, size_t layer_offset) {
 
 void FrozenBase::prefetch(int64_t l) {
   if (!worker_ || l < 0 || l >= int64_t(table_.layers.size())) return;
-  const int slot = int(l % 2);
-  if (slot_layer_[slot] == l) return;
-  // The slot's previous layer ran before this call (program order), so it is free.
-  slot_layer_[slot] = l;
+  if (!slots_.claim(l)) return;
+  const int slot = LayerSlots::of(l);
   const int root = int(l % world_);
   std::vector<std::pair<void*, size_t>> parts;  // what the owner sends, in the same order
   if (dtype_ == BaseDtype::F32) {
@@ -117,7 +115,7 @@ void FrozenBase::prefetch(int64_t l) {
       parts.emplace_back(s.lo_step.get(), s.lo_step.size() * 4);
     }
   }
-  slot_ready_[slot] = worker_->submit([parts, root](Communicator& c) {
+  slots_.ready[slot] = worker_->submit([parts, root](Communicator& c) {
     for (const auto& [p, bytes] : parts)
       if (bytes > 0) c.broadcast(p, bytes, root);
   });
@@ -192,8 +190,8 @@ LayerWeights FrozenBase::layer(int64_t l) {
   const std::vector<Stored>* stored = &stored_[size_t(l)];
   float* f32 = dtype_ == BaseDtype::F32 ? layer_f32_[size_t(l)].get() : nullptr;
   if (!owns(l)) {
-    const int slot = int(l % 2);
-    worker_->wait(slot_ready_[slot]);
+    const int slot = LayerSlots::of(l);
+    worker_->wait(slots_.ready[slot]);
     stored = &slot_stored_[slot];
     if (dtype_ == BaseDtype::F32) f32 = slot_f32_[slot].get();
   }

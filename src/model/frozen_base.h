@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "core/device_buffer.h"
+#include "model/layer_slots.h"
 #include "model/llama_config.h"
 #include "model/param_table.h"
 
@@ -84,8 +85,7 @@ class FrozenBase {
   int64_t rank_ = 0, world_ = 1;
   std::vector<Stored> slot_stored_[2];  // a layer received from its owner (bf16 / NF4)
   DeviceBuffer<float> slot_f32_[2];     // the same for an fp32 base
-  int64_t slot_layer_[2] = {-1, -1};
-  uint64_t slot_ready_[2] = {0, 0};
+  LayerSlots slots_;
 };
 
 }  // namespace lathe

@@ -165,18 +165,16 @@ LlamaModel::~LlamaModel() {
 void LlamaModel::prefetch_layer(int64_t l) {
   if (frozen_) return frozen_->prefetch(l);
   if (!sharded_ || l < 0 || l >= int64_t(table_.layers.size())) return;
-  const int s = int(l % 2);
-  if (slot_layer_[s] == l) return;
+  if (!slots_.claim(l)) return;
   const LayerOffsets& o = table_.layers[size_t(l)];
-  // The slot's previous layer ran before this call (program order), so it is free.
-  slot_layer_[s] = l;
-  slot_ready_[s] = gather(o.ln1, o.ln1 + layer_span_, layer_buf_[s].get(),
+  const int s = LayerSlots::of(l);
+  slots_.ready[s] = gather(o.ln1, o.ln1 + layer_span_, layer_buf_[s].get(),
                           {{o.wqkv - o.ln1, o.ln2 - o.wqkv},  // the linear weights, not the norms
                            {o.wgu - o.ln1, layer_span_ - (o.wgu - o.ln1)}});
 }
 
 float* LlamaModel::layer_grad_buffer(int64_t l) {
-  const int s = int(l % 2);
+  const int s = LayerSlots::of(l);
   shard_.worker->wait(grad_free_[s]);
   be_.zero(layer_grad_[s].get(), layer_span_ * sizeof(float));
   return layer_grad_[s].get();
@@ -254,7 +252,7 @@ void LlamaModel::init_random(uint64_t seed) {
 void LlamaModel::refresh_compute_weights() {
   if (sharded_) {  // gathered copies are rebuilt from the updated shards on next use
     shard_.worker->wait_all();
-    slot_layer_[0] = slot_layer_[1] = -1;
+    slots_.clear();
     head_gathered_ = false;
     return;
   }
@@ -292,8 +290,8 @@ LayerWeights LlamaModel::layer_weights(int64_t l) {
   const LayerOffsets& o = table_.layers[size_t(l)];
   if (sharded_) {
     prefetch_layer(l);
-    const int s = int(l % 2);
-    shard_.worker->wait(slot_ready_[s]);
+    const int s = LayerSlots::of(l);
+    shard_.worker->wait(slots_.ready[s]);
     float* w = layer_buf_[s].get();
     auto at = [&](size_t off) { return w + (off - o.ln1); };
     return {at(o.ln1), at(o.wqkv), at(o.wo), at(o.ln2), at(o.wgu), at(o.wd)};
@@ -732,7 +730,8 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
     layer_backward(l, a, input_of(l), dx_.get());
     const LayerOffsets& o = table_.layers[size_t(l)];
     if (sharded_) {
-      grad_free_[l % 2] = reduce_into_shard(o.ln1, o.ln1 + layer_span_, layer_grad_[l % 2].get());
+      const int s = LayerSlots::of(l);
+      grad_free_[s] = reduce_into_shard(o.ln1, o.ln1 + layer_span_, layer_grad_[s].get());
       shard_grad_ready(o.ln1, o.ln1 + layer_span_);
     } else {
       const auto [lo, hi] = layer_trainable_range(l);

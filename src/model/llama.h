@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "model/batch.h"
 #include "model/frozen_base.h"
+#include "model/layer_slots.h"
 #include "model/llama_config.h"
 #include "model/lora.h"
 #include "model/param_table.h"
@@ -220,8 +221,8 @@ class LlamaModel {
   // Two slots of gathered layers (one computing, one arriving) and of layer gradients
   // (one being written, one being reduced); the tickets say when each is ready or free.
   DeviceBuffer<float> layer_buf_[2], layer_grad_[2];
-  int64_t slot_layer_[2] = {-1, -1};
-  uint64_t slot_ready_[2] = {0, 0}, grad_free_[2] = {0, 0};
+  LayerSlots slots_;
+  uint64_t grad_free_[2] = {0, 0};
   bool head_gathered_ = false;
   uint64_t head_ready_ = 0;
   DeviceBuffer<float> head_embed_, head_norm_, head_lm_;
