@@ -1,6 +1,6 @@
 // Kernel lab: GFLOP/s of every matrix product one training step of a model issues, as
 // the CPU backend runs them (oneDNN), to see which shapes fall short of the peak.
-//   build/bench_matmul_shapes configs/bench/llama-56m.json [tokens=1024] [lora_rank=16]
+//   build/bench_matmul_shapes configs/bench/llama-56m.json [tokens=1024] [lora_rank=16] [fp32|bf16]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
   const char* kinds[] = {"fwd  y=x·Wᵀ", "bwd dx=dy·W", "bwd dW+=dyᵀx"};
   const char* lora_kinds[] = {"fwd u=x·Aᵀ", "fwd y+=u·Bᵀ", "bwd dB+=dyᵀu", "bwd du=dy·B",
                               "bwd dA+=duᵀx", "bwd dx+=du·A"};
+  const bool bf16 = argc > 4 && std::string(argv[4]) == "bf16";
+  std::printf("%s products, %s kernels\n", bf16 ? "bf16" : "fp32",
+              bf16 && be->bf16_kernels() ? "bf16" : "fp32");
   double total_flops = 0, total_time = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
     Shape s = shapes[i];
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
     args.A = a.get(), args.trans_a = s.ta, args.lda = s.ta ? s.m : s.k;
     args.B = b.get(), args.trans_b = s.tb, args.ldb = s.tb ? s.k : s.n;
     args.C = out.get(), args.ldc = s.n, args.beta = s.beta;
+    args.bf16_operands = bf16;
     be->matmul(args);
     double best = 1e9;
     for (int r = 0; r < 5; ++r) {

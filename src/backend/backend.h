@@ -24,6 +24,10 @@ struct MatmulArgs {
   int64_t ldc = 0;
   float alpha = 1.0f;
   float beta = 0.0f;  // 0 (overwrite) or 1 (accumulate)
+  // bf16 training: the caller has rounded A and B to bf16 values, so a backend may multiply
+  // them with bf16 kernels (fp32 accumulation) where the hardware has them. Either way the
+  // result is the same product up to summation order; the numerics are the caller's.
+  bool bf16_operands = false;
 };
 
 // Attention over a batch of rows [B,T] with packed q|k|v per token:
@@ -67,6 +71,8 @@ class Backend {
   virtual void sync() = 0;
 
   virtual void matmul(const MatmulArgs& a) = 0;
+  // Whether products with bf16_operands run on bf16 kernels here (else on fp32 ones).
+  virtual bool bf16_kernels() const { return false; }
 
   // Kernels: see src/kernels/cpu/*.h for shapes and semantics.
   virtual void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M,
@@ -112,8 +118,9 @@ class Backend {
                           bool compute_bf16, size_t n, const AdamWArgs& a) = 0;
 };
 
-// threads = 0: all cores.
-std::unique_ptr<Backend> make_cpu_backend(int threads);
+// threads = 0: all cores. bf16_kernels = false keeps bf16 products on the fp32 kernels
+// even where the CPU has bf16 dot products (to compare the two).
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool bf16_kernels = true);
 #ifdef LATHE_HAVE_CUDA
 // The CUDA backend (built with -DLATHE_CUDA=ON): memory and cuBLASLt products today;
 // its per-op kernels are not written yet and say so when called.
@@ -125,11 +132,12 @@ int cuda_device_count();  // 0 when there is no usable GPU or driver
 std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner);
 
 // Measured matrix-product peak (GFLOP/s) of this backend for square-ish products that
-// dominate Llama training, in the given precision ("fp32" or "bf16").
+// dominate Llama training, in the given precision ("fp32" or "bf16": bf16 operands, on
+// bf16 kernels where the backend has them).
 double measure_matmul_peak_gflops(Backend& be, const std::string& precision);
 // The same, remembered per machine and thread count in the user's cache folder
 // ($XDG_CACHE_HOME/lathe or ~/.cache/lathe); remeasure = true refreshes it.
 double matmul_peak_gflops_cached(Backend& be, const std::string& precision, bool remeasure);
-std::string matmul_peak_cache_path(const Backend& be);
+std::string matmul_peak_cache_path(const Backend& be, const std::string& precision);
 
 }  // namespace lathe

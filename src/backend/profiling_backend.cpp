@@ -43,6 +43,7 @@ class ProfilingBackend final : public Backend {
   void copy(void* d, const void* s, size_t n) override { timed("copy", [&] { in_->copy(d, s, n); }); }
   void zero(void* p, size_t n) override { timed("zero", [&] { in_->zero(p, n); }); }
   void sync() override { in_->sync(); }
+  bool bf16_kernels() const override { return in_->bf16_kernels(); }
   void matmul(const MatmulArgs& a) override {
     timed(a.M >= 8192 || a.N >= 8192 || a.K >= 8192 ? "matmul (lm_head)" : "matmul (layers)",
           [&] { in_->matmul(a); });

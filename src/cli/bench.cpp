@@ -49,8 +49,13 @@ int run_bench(const BenchOptions& o) {
   if (o.profile) be = make_profiling_backend(std::move(be));
   if (o.peak) {
     const double fp32 = matmul_peak_gflops_cached(*be, "fp32", true);
-    nlohmann::json j = {{"backend", be->name()}, {"threads", be->threads()},
-                        {"matmul_peak_gflops", fp32}, {"saved_to", matmul_peak_cache_path(*be)}};
+    const double bf16 = matmul_peak_gflops_cached(*be, "bf16", true);
+    nlohmann::json j = {{"backend", be->name()},
+                        {"threads", be->threads()},
+                        {"matmul_peak_gflops", fp32},
+                        {"matmul_peak_gflops_bf16", bf16},
+                        {"bf16_kernels", be->bf16_kernels()},
+                        {"saved_to", matmul_peak_cache_path(*be, "fp32")}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
@@ -119,6 +124,7 @@ int run_bench(const BenchOptions& o) {
                       {"step_time_s", step_time},
                       {"model_tflop_per_step", flops / 1e12},
                       {"matmul_peak_gflops", peak},
+                      {"bf16_kernels", o.precision == "bf16" && be->bf16_kernels()},
                       {"mfu", flops / step_time / (peak * 1e9)},
                       {"peak_rss_mb", peak_rss_mb()},
                       {"startup_to_first_step_s", startup},

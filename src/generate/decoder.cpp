@@ -117,6 +117,7 @@ void Decoder::forward(const int32_t* ids, const int32_t* slot, const int32_t* po
     mm.A = xn_.get(), mm.lda = C;
     mm.B = head.lm_head, mm.ldb = C, mm.trans_b = true;
     mm.C = logits_.get(), mm.ldc = V;
+    mm.bf16_operands = model_.precision() == Precision::BF16;
     be_.matmul(mm);
     for (int64_t r = 0; r < R; ++r)
       be_.copy(logits + wanted[size_t(r)].second * V, logits_.get() + r * V,

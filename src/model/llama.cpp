@@ -354,6 +354,7 @@ void LlamaModel::lora_forward(int64_t l, Linear which, const float* x, float* y,
       lora_x_.ensure(be_, size_t(M * e.in));
       be_.dropout(lora_x_.get(), x, size_t(M * e.in), float(lora_.spec.dropout),
                   dropout_seed(l, ids[k]), false);
+      maybe_round(lora_x_.get(), size_t(M * e.in));  // 1/(1-p) leaves the bf16 grid
       xin = lora_x_.get();
     }
     float* u;
@@ -371,7 +372,7 @@ void LlamaModel::lora_forward(int64_t l, Linear which, const float* x, float* y,
     a.B = W + e.b_offset, a.ldb = r, a.trans_b = true;
     a.C = y + e.out_col, a.ldc = e.fused_out;
     a.alpha = lora_.spec.scaling(), a.beta = 1.0f;
-    be_.matmul(a);
+    product(a);
   }
 }
 
@@ -396,18 +397,20 @@ void LlamaModel::lora_backward(int64_t l, Linear which, const float* x, const fl
     db.A = dye, db.lda = ld_dy, db.trans_a = true;
     db.B = u, db.ldb = r;
     db.C = G + e.b_offset, db.ldc = r, db.alpha = s, db.beta = 1.0f;
-    be_.matmul(db);
+    product(db);
     MatmulArgs dua;  // du = s · dy·B
     dua.M = M, dua.N = r, dua.K = e.out;
     dua.A = dye, dua.lda = ld_dy;
     dua.B = W + e.b_offset, dua.ldb = r;
     dua.C = du, dua.ldc = r, dua.alpha = s;
-    be_.matmul(dua);
+    product(dua);
+    maybe_round(du, size_t(M * r));
     const float* xin = x;
     if (drop) {  // the forward's mask, regenerated
       lora_x_.ensure(be_, size_t(M * e.in));
       be_.dropout(lora_x_.get(), x, size_t(M * e.in), float(lora_.spec.dropout),
                   dropout_seed(l, ids[k]), false);
+      maybe_round(lora_x_.get(), size_t(M * e.in));
       xin = lora_x_.get();
     }
     MatmulArgs da;  // dA += duᵀ·x
@@ -415,13 +418,13 @@ void LlamaModel::lora_backward(int64_t l, Linear which, const float* x, const fl
     da.A = du, da.lda = r, da.trans_a = true;
     da.B = xin, da.ldb = e.in;
     da.C = G + e.a_offset, da.ldc = e.in, da.beta = 1.0f;
-    be_.matmul(da);
+    product(da);
     MatmulArgs dxa;  // dx += du·A (through the dropout mask)
     dxa.M = M, dxa.N = e.in, dxa.K = r;
     dxa.A = du, dxa.lda = r;
     dxa.B = W + e.a_offset, dxa.ldb = e.in;
     dxa.C = drop ? lora_x_.get() : dx, dxa.ldc = e.in, dxa.beta = drop ? 0.0f : 1.0f;
-    be_.matmul(dxa);
+    product(dxa);
     if (drop)
       be_.dropout(dx, lora_x_.get(), size_t(M * e.in), float(lora_.spec.dropout),
                   dropout_seed(l, ids[k]), true);
@@ -439,6 +442,22 @@ void LlamaModel::maybe_round(float* x, size_t n) {
   if (precision_ == Precision::BF16) be_.round_to_bf16(x, n);
 }
 
+const float* LlamaModel::rounded_operand(const float* x, size_t n) {
+  if (precision_ != Precision::BF16) return x;
+  dy_.ensure(be_, n);
+  be_.copy(dy_.get(), x, n * sizeof(float));
+  be_.round_to_bf16(dy_.get(), n);
+  return dy_.get();
+}
+
+void LlamaModel::product(MatmulArgs a) {
+  // Every operand of a bf16 model's products is bf16-valued (weights through the compute
+  // copy, activations and gradients through maybe_round / rounded_operand), so the
+  // backend may run them on bf16 kernels.
+  a.bf16_operands = precision_ == Precision::BF16;
+  be_.matmul(a);
+}
+
 // y[M,N] (+)= x[M,K] · w[N,K]ᵀ — a linear layer in HF's weight layout.
 void LlamaModel::matmul_xwT(float* y, const float* x, const float* w, int64_t M, int64_t N,
                             int64_t K, float beta) {
@@ -447,7 +466,7 @@ void LlamaModel::matmul_xwT(float* y, const float* x, const float* w, int64_t M,
   a.A = x, a.lda = K;
   a.B = w, a.ldb = K, a.trans_b = true;
   a.C = y, a.ldc = N, a.beta = beta;
-  be_.matmul(a);
+  product(a);
 }
 
 void LlamaModel::ensure_rope(int64_t T) {
@@ -576,7 +595,7 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
     args.A = A, args.lda = lda, args.trans_a = ta;
     args.B = B, args.ldb = ldb, args.trans_b = tb;
     args.C = c, args.ldc = n, args.beta = beta;
-    be_.matmul(args);
+    product(args);
   };
   float* norm_dw2 = base ? G_at(o.ln2) : norm_dw_.get();
   float* norm_dw1 = base ? G_at(o.ln1) : norm_dw_.get();
@@ -584,10 +603,14 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
   // MLP: out = x_mid + down(h)
   be_.swiglu_forward(h_.get(), a.gu.get(), M, I);  // recomputed, as in the forward
   maybe_round(h_.get(), size_t(M * I));
-  mm(dh_.get(), dx, false, w.wd, false, M, I, C, C, I, 0.0f);                // dh = dx · Wd
-  if (base) mm(G_at(o.wd), dx, true, h_.get(), false, C, I, M, C, I, 1.0f);   // dWd += dxᵀ · h
-  lora_backward(l, Linear::Down, h_.get(), dx, C, dh_.get(), M, a);
+  // A product's output gradient is a bf16 operand too (autocast's is a bf16 tensor); the
+  // residual stream dx itself stays fp32.
+  const float* dy = rounded_operand(dx, size_t(M * C));
+  mm(dh_.get(), dy, false, w.wd, false, M, I, C, C, I, 0.0f);                // dh = dy · Wd
+  if (base) mm(G_at(o.wd), dy, true, h_.get(), false, C, I, M, C, I, 1.0f);   // dWd += dyᵀ · h
+  lora_backward(l, Linear::Down, h_.get(), dy, C, dh_.get(), M, a);
   be_.swiglu_backward(dgu_.get(), dh_.get(), a.gu.get(), M, I);
+  maybe_round(dgu_.get(), size_t(M * 2 * I));
   be_.rmsnorm_forward(xn_.get(), a.rstd2.get(), a.x_mid.get(), w.ln2, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
   mm(dxn_.get(), dgu_.get(), false, w.wgu, false, M, C, 2 * I, 2 * I, C, 0.0f);
@@ -596,12 +619,14 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
   be_.rmsnorm_backward(dx, norm_dw2, dxn_.get(), a.x_mid.get(), w.ln2, a.rstd2.get(), M, C);
 
   // Attention: x_mid = x_in + o_proj(attn(rope(qkv(norm(x_in)))))
-  mm(datt_.get(), dx, false, w.wo, false, M, HD, C, C, HD, 0.0f);
-  if (base) mm(G_at(o.wo), dx, true, a.att.get(), false, C, HD, M, C, HD, 1.0f);
-  lora_backward(l, Linear::O, a.att.get(), dx, C, datt_.get(), M, a);
+  dy = rounded_operand(dx, size_t(M * C));
+  mm(datt_.get(), dy, false, w.wo, false, M, HD, C, C, HD, 0.0f);
+  if (base) mm(G_at(o.wo), dy, true, a.att.get(), false, C, HD, M, C, HD, 1.0f);
+  lora_backward(l, Linear::O, a.att.get(), dy, C, datt_.get(), M, a);
   AttentionArgs aa{B_, T_, H, KV, D, doc_start_.get()};
   be_.attention_backward(dqkv_.get(), datt_.get(), a.att.get(), a.lse.get(), a.qkv.get(), aa);
   be_.rope_forward(dqkv_.get(), positions_.get(), rope_.get(), M, H + KV, D, S, true);
+  maybe_round(dqkv_.get(), size_t(M * S));
   be_.rmsnorm_forward(xn_.get(), a.rstd1.get(), x_in, w.ln1, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
   if (base) mm(G_at(o.wqkv), dqkv_.get(), true, xn_.get(), false, S, C, M, S, C, 1.0f);
@@ -647,19 +672,20 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
     matmul_xwT(logits_chunk_.get(), rows_x_.get(), W, m, V, C, 0.0f);
     loss += be_.softmax_cross_entropy(logits_chunk_.get(), rows_targets_.get(), m, V, loss_scale);
     if (!dxf) continue;
+    maybe_round(logits_chunk_.get(), size_t(m * V));  // now d(loss)/d(logits), an operand
     MatmulArgs dx;  // d(rows) = dlogits · W
     dx.M = m, dx.N = C, dx.K = V;
     dx.A = logits_chunk_.get(), dx.lda = V;
     dx.B = W, dx.ldb = C;
     dx.C = rows_dx_.get(), dx.ldc = C;
-    be_.matmul(dx);
+    product(dx);
     if (dW) {
       MatmulArgs dw;  // dW += dlogitsᵀ · rows
       dw.M = V, dw.N = C, dw.K = m;
       dw.A = logits_chunk_.get(), dw.lda = V, dw.trans_a = true;
       dw.B = rows_x_.get(), dw.ldb = C;
       dw.C = dW, dw.ldc = C, dw.beta = 1.0f;
-      be_.matmul(dw);
+      product(dw);
     }
     for (int64_t i = 0; i < m; ++i)
       be_.copy(dxf + int64_t(rows[size_t(r0 + i)]) * C, rows_dx_.get() + i * C, size_t(C) * 4);

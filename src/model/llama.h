@@ -206,6 +206,10 @@ class LlamaModel {
   void matmul_xwT(float* y, const float* x, const float* w, int64_t M, int64_t N, int64_t K,
                   float beta);
   void maybe_round(float* x, size_t n);
+  // x itself in fp32; in bf16 a rounded copy (valid until the next call), for an operand
+  // whose fp32 values must stay (the residual stream's gradient).
+  const float* rounded_operand(const float* x, size_t n);
+  void product(MatmulArgs a);  // be_.matmul, flagging bf16 operands in bf16 models
 
   LlamaConfig cfg_;
   Backend& be_;
@@ -241,6 +245,7 @@ class LlamaModel {
   DeviceBuffer<float> x_final_, xn_final_, rstd_final_;
   DeviceBuffer<float> xn_, h_;  // recomputed activations (scratch shared by all layers)
   DeviceBuffer<float> dx_, dxn_, dh_, dgu_, datt_, dqkv_, logits_chunk_, rows_x_, rows_dx_;
+  DeviceBuffer<float> dy_;  // rounded_operand's copy
   DeviceBuffer<int32_t> ids_, targets_, positions_, doc_start_, rows_targets_;
   DeviceBuffer<float> rope_;  // [T, D] cos | sin
   int64_t rope_len_ = 0;

@@ -183,7 +183,10 @@ TEST_F(DataParallel, FullShardBf16WithCheckpointingMatchesOneProcess) {
                                                          "output.dir=" + dir + "/four"));
   ASSERT_EQ(four.status, 0) << four.output;
   const double err = max_rel(losses(dir + "/four"), losses(dir + "/one"));
-  EXPECT_LT(err, 1e-5);
+  // The two sum the batch in different orders. bf16 rounds every product operand,
+  // gradients included (as autocast does), so an order-level difference (1e-7) now and
+  // then moves one element by a bf16 step (4e-3): the losses part by about 1e-5, not 1e-7.
+  EXPECT_LT(err, 5e-5);
   std::printf("[ reached  ] full_shard, bf16, activation checkpointing, 4 x 1 vs 1 x 4: losses %.1e\n", err);
 }
 

@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <string>
@@ -29,18 +30,23 @@ class RestoresThreads : public ::testing::Test {
   int saved_threads_ = 1;
 };
 
-// (trans_a, trans_b, beta)
+// (trans_a, trans_b, beta, bf16 operands)
 class Matmul : public RestoresThreads,
-               public ::testing::WithParamInterface<std::tuple<bool, bool, float>> {};
+               public ::testing::WithParamInterface<std::tuple<bool, bool, float, bool>> {};
 class MatmulCache : public RestoresThreads {};
 
 TEST_P(Matmul, MatchesNaiveProductWithStrides) {
-  const auto [ta, tb, beta] = GetParam();
+  const auto [ta, tb, beta, bf16] = GetParam();
   auto be = make_cpu_backend(2);
+  if (bf16)
+    std::printf("[ kernels  ] bf16 operands run on %s kernels here\n",
+                be->bf16_kernels() ? "bf16" : "fp32");
   const float kNaN = std::numeric_limits<float>::quiet_NaN(), kGuard = 12345.0f;
   // 1x1x1, odd shapes below any blocking, and shapes past typical 16/32/64 blocks.
-  for (const Shape s : {Shape{1, 1, 1}, Shape{13, 17, 29}, Shape{70, 45, 130}, Shape{3, 200, 5}})
-    for (const float alpha : {1.0f, -0.75f}) {
+  // Skinny ones as LoRA issues them (rank 4).
+  for (const Shape s : {Shape{1, 1, 1}, Shape{13, 17, 29}, Shape{70, 45, 130}, Shape{3, 200, 5},
+                        Shape{64, 4, 32}, Shape{32, 4, 64}, Shape{32, 64, 4}, Shape{4, 64, 32}})
+    for (const float alpha : {1.0f, -0.75f, 2.0f}) {
       const auto [M, N, K] = s;
       SCOPED_TRACE("M" + std::to_string(M) + " N" + std::to_string(N) + " K" + std::to_string(K) +
                    " alpha " + std::to_string(alpha));
@@ -49,6 +55,10 @@ TEST_P(Matmul, MatchesNaiveProductWithStrides) {
       const int64_t b_rows = tb ? N : K, b_cols = tb ? K : N, ldb = b_cols + 5;
       const int64_t ldc = N + 2;
       std::vector<float> A = test::normal(a_rows * lda, 91), B = test::normal(b_rows * ldb, 92);
+      if (bf16) {  // the caller's side of the contract: operands hold bf16 values
+        be->round_to_bf16(A.data(), A.size());
+        be->round_to_bf16(B.data(), B.size());
+      }
       // NaN in the padding: any read of it would poison the result.
       for (int64_t r = 0; r < a_rows; ++r)
         for (int64_t c = a_cols; c < lda; ++c) A[r * lda + c] = kNaN;
@@ -68,6 +78,7 @@ TEST_P(Matmul, MatchesNaiveProductWithStrides) {
       a.A = A.data(), a.lda = lda, a.trans_a = ta;
       a.B = B.data(), a.ldb = ldb, a.trans_b = tb;
       a.C = C.data(), a.ldc = ldc, a.alpha = alpha, a.beta = beta;
+      a.bf16_operands = bf16;
       be->matmul(a);
 
       std::vector<float> got;
@@ -97,12 +108,13 @@ TEST_P(Matmul, MatchesNaiveProductWithStrides) {
 
 INSTANTIATE_TEST_SUITE_P(Transposes, Matmul,
                          ::testing::Combine(::testing::Bool(), ::testing::Bool(),
-                                            ::testing::Values(0.0f, 1.0f)),
+                                            ::testing::Values(0.0f, 1.0f), ::testing::Bool()),
                          [](const auto& info) {
                            const auto& p = info.param;
                            return std::string(std::get<0>(p) ? "At" : "A") +
                                   (std::get<1>(p) ? "Bt" : "B") +
-                                  (std::get<2>(p) != 0.0f ? "_accumulate" : "_overwrite");
+                                  (std::get<2>(p) != 0.0f ? "_accumulate" : "_overwrite") +
+                                  (std::get<3>(p) ? "_bf16" : "");
                          });
 
 TEST_F(MatmulCache, RepeatedAccumulationAddsEachProduct) {

@@ -24,7 +24,7 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) {
+  CpuBackend(int threads, bool bf16_kernels) : mm_(bf16_kernels) {
     if (threads > 0) omp_set_num_threads(threads);
     threads_ = omp_get_max_threads();
   }
@@ -51,6 +51,7 @@ class CpuBackend final : public Backend {
   void sync() override {}
 
   void matmul(const MatmulArgs& a) override { mm_.run(a); }
+  bool bf16_kernels() const override { return mm_.bf16_kernels(); }
 
   void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M,
                          int64_t C) override {
@@ -125,8 +126,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) {
-  return std::make_unique<CpuBackend>(threads);
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool bf16_kernels) {
+  return std::make_unique<CpuBackend>(threads, bf16_kernels);
 }
 
 }  // namespace lathe

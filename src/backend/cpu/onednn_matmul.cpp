@@ -1,18 +1,49 @@
 #include "backend/cpu/onednn_matmul.h"
 
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
 
 #include "core/error.h"
+#include "kernels/cpu/elementwise.h"
 
 namespace lathe {
+namespace {
 
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, float,
-                       float>;
+                       float, bool>;
+
+bool cpu_has_bf16_dot_products() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (isa & bf16) == bf16;  // the ISA values are nested bit sets
+}
+
+// Growable 64-byte-aligned scratch for packed bf16 operands. One per thread: products may
+// be issued from more than one thread.
+struct Bf16Scratch {
+  uint16_t* p = nullptr;
+  size_t cap = 0;
+  ~Bf16Scratch() { std::free(p); }
+  uint16_t* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      cap = (n + 31) / 32 * 32;
+      p = static_cast<uint16_t*>(std::aligned_alloc(64, cap * 2));
+      if (!p) fail("out of host memory for a bf16 operand of ", n, " elements");
+    }
+    return p;
+  }
+};
+
+}  // namespace
 
 struct OnednnMatmul::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
+  bool bf16 = false;
   struct Entry {
     dnnl::matmul::primitive_desc pd;
     dnnl::matmul prim;
@@ -20,17 +51,24 @@ struct OnednnMatmul::Impl {
   std::map<Key, Entry> cache;
   std::mutex mu;
 
+  bool use_bf16(const MatmulArgs& a) const { return bf16 && a.bf16_operands; }
+
   Entry& get(const MatmulArgs& a) {
-    Key key{a.M, a.N, a.K, a.lda, a.ldb, a.ldc, a.trans_a, a.trans_b, a.alpha, a.beta};
+    const bool b16 = use_bf16(a);
+    Key key{a.M, a.N, a.K, a.lda, a.ldb, a.ldc, a.trans_a, a.trans_b, a.alpha, a.beta, b16};
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
     using dims = dnnl::memory::dims;
     using dt = dnnl::memory::data_type;
     // Transposition is expressed through strides: oneDNN reads [M,K] with strides
-    // (1, lda) as the transpose of a row-major [K,M] matrix.
-    dnnl::memory::desc src({a.M, a.K}, dt::f32, a.trans_a ? dims{1, a.lda} : dims{a.lda, 1});
-    dnnl::memory::desc wei({a.K, a.N}, dt::f32, a.trans_b ? dims{1, a.ldb} : dims{a.ldb, 1});
+    // (1, lda) as the transpose of a row-major [K,M] matrix. bf16 operands are packed
+    // densely first, so their row stride is the stored row length.
+    const int64_t lda = b16 ? (a.trans_a ? a.M : a.K) : a.lda;
+    const int64_t ldb = b16 ? (a.trans_b ? a.K : a.N) : a.ldb;
+    const dt in = b16 ? dt::bf16 : dt::f32;
+    dnnl::memory::desc src({a.M, a.K}, in, a.trans_a ? dims{1, lda} : dims{lda, 1});
+    dnnl::memory::desc wei({a.K, a.N}, in, a.trans_b ? dims{1, ldb} : dims{ldb, 1});
     dnnl::memory::desc dst({a.M, a.N}, dt::f32, dims{a.ldc, 1});
     dnnl::primitive_attr attr;
     if (a.alpha != 1.0f) attr.set_output_scales(0, {a.alpha});
@@ -45,20 +83,38 @@ struct OnednnMatmul::Impl {
       auto [pos, _] = cache.emplace(key, Entry{pd, dnnl::matmul(pd)});
       return pos->second;
     } catch (const dnnl::error& e) {
-      fail("oneDNN could not build a matmul for M=", a.M, " N=", a.N, " K=", a.K, ": ",
-           e.what());
+      fail("oneDNN could not build a ", b16 ? "bf16" : "fp32", " matmul for M=", a.M, " N=", a.N,
+           " K=", a.K, ": ", e.what());
     }
   }
 };
 
-OnednnMatmul::OnednnMatmul() : impl_(std::make_unique<Impl>()) {}
+OnednnMatmul::OnednnMatmul(bool allow_bf16) : impl_(std::make_unique<Impl>()) {
+  impl_->bf16 = allow_bf16 && cpu_has_bf16_dot_products();
+}
 OnednnMatmul::~OnednnMatmul() = default;
+
+bool OnednnMatmul::bf16_kernels() const { return impl_->bf16; }
 
 void OnednnMatmul::run(const MatmulArgs& a) {
   if (a.M == 0 || a.N == 0) return;
   Impl::Entry& e = impl_->get(a);
-  dnnl::memory src(e.pd.src_desc(), impl_->engine, const_cast<float*>(a.A));
-  dnnl::memory wei(e.pd.weights_desc(), impl_->engine, const_cast<float*>(a.B));
+  void* A = const_cast<float*>(a.A);
+  void* B = const_cast<float*>(a.B);
+  if (impl_->use_bf16(a)) {
+    // The operands already hold bf16 values; packing them costs about 1% of the product
+    // (it reads each element once, the product reads it N or M times).
+    thread_local Bf16Scratch sa, sb;
+    const int64_t ra = a.trans_a ? a.K : a.M, ca = a.trans_a ? a.M : a.K;
+    const int64_t rb = a.trans_b ? a.N : a.K, cb = a.trans_b ? a.K : a.N;
+    uint16_t* pa = sa.get(size_t(ra * ca));
+    uint16_t* pb = sb.get(size_t(rb * cb));
+    cpu::pack_bf16(pa, a.A, ra, ca, a.lda);
+    cpu::pack_bf16(pb, a.B, rb, cb, a.ldb);
+    A = pa, B = pb;
+  }
+  dnnl::memory src(e.pd.src_desc(), impl_->engine, A);
+  dnnl::memory wei(e.pd.weights_desc(), impl_->engine, B);
   dnnl::memory dst(e.pd.dst_desc(), impl_->engine, a.C);
   e.prim.execute(impl_->stream,
                  {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});

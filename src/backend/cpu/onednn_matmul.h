@@ -2,10 +2,8 @@
 // building one costs far more than running a small one.
 #pragma once
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <tuple>
+#include <string>
 
 #include "backend/backend.h"
 
@@ -13,10 +11,13 @@ namespace lathe {
 
 class OnednnMatmul {
  public:
-  OnednnMatmul();
+  // allow_bf16: run products with bf16 operands on bf16 kernels when the CPU has bf16
+  // dot products (AVX512_BF16, AMX); they are about twice as fast as fp32 ones there.
+  explicit OnednnMatmul(bool allow_bf16 = true);
   ~OnednnMatmul();
   void run(const MatmulArgs& a);
-  // What oneDNN chose for a shape, e.g. "brg:avx512_core" (for benchmarks and logs).
+  bool bf16_kernels() const;
+  // What oneDNN chose for a shape, e.g. "brg:avx512_core_bf16" (for benchmarks and logs).
   std::string implementation(const MatmulArgs& a);
 
  private:

@@ -48,6 +48,7 @@ class CudaBackend final : public Backend {
     cudaStreamDestroy(stream_);
   }
   std::string name() const override { return "cuda"; }
+  bool bf16_kernels() const override { return true; }  // tensor cores, see matmul
   int threads() const override { return 1; }
 
   void* alloc(size_t bytes) override {
@@ -67,9 +68,13 @@ class CudaBackend final : public Backend {
 
   // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: a row-major matrix is
   // its own transpose in column-major terms, so B and A swap places and keep their ops.
+  // bf16 operands: fp32 storage holding bf16 values, so letting the tensor cores convert
+  // them to bf16 (COMPUTE_32F_FAST_16BF) is exact; accumulation stays fp32.
   void matmul(const MatmulArgs& a) override {
     cublasLtMatmulDesc_t desc;
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasComputeType_t compute =
+        a.bf16_operands ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F));
     const cublasOperation_t op_b = a.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_a = a.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof op_b));

@@ -20,6 +20,22 @@ LATHE_HOT void round_to_bf16(float* x, size_t n) {
   }
 }
 
+LATHE_HOT void pack_bf16(uint16_t* __restrict out, const float* __restrict in, int64_t rows,
+                         int64_t cols, int64_t ld) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = in + r * ld;
+    uint16_t* dst = out + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) {
+      uint32_t u;
+      std::memcpy(&u, &src[c], 4);
+      const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+      dst[c] = uint16_t(nan ? (u | 0x00400000u) >> 16 : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+  }
+}
+
 LATHE_HOT void add(float* __restrict y, const float* __restrict x, size_t n) {
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; ++i) y[i] += x[i];
