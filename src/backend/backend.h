@@ -28,6 +28,10 @@ struct MatmulArgs {
   // them with bf16 kernels (fp32 accumulation) where the hardware has them. Either way the
   // result is the same product up to summation order; the numerics are the caller's.
   bool bf16_operands = false;
+  // Optional, with bf16_operands: B already as bf16 bits, stored densely (row stride = its
+  // stored row length), for a weight many products read (the lm_head, chunk after chunk).
+  // Backends with bf16 kernels read it instead of packing B again; B must still be set.
+  const uint16_t* B_bf16 = nullptr;
 };
 
 // Attention over a batch of rows [B,T] with packed q|k|v per token:
@@ -53,7 +57,7 @@ struct AttentionDecodeArgs {
 
 struct AdamWArgs {
   float lr = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0;
-  int64_t step = 1;  // 1-based, for bias correction
+  int64_t step = 1;         // 1-based, for bias correction
   float grad_scale = 1.0f;  // gradient clipping folded into the update: g ← g · grad_scale
 };
 
@@ -101,6 +105,10 @@ class Backend {
   virtual double softmax_cross_entropy(float* logits, const int32_t* targets, int64_t M, int64_t V,
                                        float scale) = 0;
   virtual void round_to_bf16(float* x, size_t n) = 0;  // in place, round-to-nearest-even
+  // The bf16 bits of a rows×cols matrix with row stride ld, written densely (as
+  // round_to_bf16 rounds): MatmulArgs::B_bf16.
+  virtual void pack_bf16(uint16_t* out, const float* in, int64_t rows, int64_t cols,
+                         int64_t ld) = 0;
   virtual void add(float* y, const float* x, size_t n) = 0;  // y += x
   // Frozen-base storage (src/kernels/cpu/quant.h): bf16 bits, NF4 codes with block scales,
   // log-scale 8-bit scales (double quantization); and LoRA's dropout with a hashed mask.

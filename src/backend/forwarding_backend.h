@@ -62,6 +62,9 @@ class ForwardingBackend : public Backend {
     return in_->softmax_cross_entropy(z, t, M, V, s);
   }
   void round_to_bf16(float* x, size_t n) override { in_->round_to_bf16(x, n); }
+  void pack_bf16(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld) override {
+    in_->pack_bf16(out, in, rows, cols, ld);
+  }
   void add(float* y, const float* x, size_t n) override { in_->add(y, x, n); }
   void dequantize_bf16(float* out, const uint16_t* in, size_t n) override {
     in_->dequantize_bf16(out, in, n);

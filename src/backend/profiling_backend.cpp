@@ -92,6 +92,9 @@ class ProfilingBackend final : public Backend {
   void round_to_bf16(float* x, size_t n) override {
     timed("round to bf16", [&] { in_->round_to_bf16(x, n); });
   }
+  void pack_bf16(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld) override {
+    timed("round to bf16", [&] { in_->pack_bf16(out, in, rows, cols, ld); });
+  }
   void dequantize_bf16(float* out, const uint16_t* in, size_t n) override {
     timed("dequantize", [&] { in_->dequantize_bf16(out, in, n); });
   }

@@ -303,6 +303,11 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
   p.logits_scratch = 4 * double(chunk) * double(V)        // logits_chunk_
                      + 2 * 4 * double(chunk) * double(C)  // rows_x_, rows_dx_
                      + 4 * double(chunk);                 // rows_targets_
+  if (in.precision == Precision::BF16) {
+    // rounded_operand's copy of the residual gradient, and the bf16 packing of the largest
+    // product's operands (the lm_head and a logits chunk) where bf16 kernels run them.
+    other += 4 * double(M) * double(C) + 2 * double(V) * double(C) + 2 * double(chunk) * double(V);
+  }
   p.other_scratch = other;
   return p;
 }

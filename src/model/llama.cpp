@@ -72,9 +72,9 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
       table_(make_param_table(cfg)) {
   norm_dw_ = DeviceBuffer<float>(be_, size_t(cfg_.hidden_size));
   if (adapter) {
-    frozen_ = std::make_unique<FrozenBase>(cfg_, table_, be_, adapter->base_dtype,
-                                           adapter->double_quant, precision_ == Precision::BF16,
-                                           adapter->shard);
+    frozen_ =
+        std::make_unique<FrozenBase>(cfg_, table_, be_, adapter->base_dtype, adapter->double_quant,
+                                     precision_ == Precision::BF16, adapter->shard);
     lora_ = make_lora_table(cfg_, adapter->lora);
     lora_params_ = DeviceBuffer<float>(be_, lora_.total);
     lora_grads_ = DeviceBuffer<float>(be_, lora_.total);
@@ -124,7 +124,8 @@ void LlamaModel::store_frozen(const ParamEntry& e, const float* values) {
   // full_shard: keep the part of the tensor inside this process's range.
   const size_t lo = std::max(e.offset, shard_.begin);
   const size_t hi = std::min(e.offset + e.numel, shard_.begin + shard_.count);
-  if (lo < hi) be_.copy(params_.get() + (lo - shard_.begin), values + (lo - e.offset), (hi - lo) * 4);
+  if (lo < hi)
+    be_.copy(params_.get() + (lo - shard_.begin), values + (lo - e.offset), (hi - lo) * 4);
 }
 
 std::vector<std::pair<size_t, size_t>> LlamaModel::pieces(size_t lo, size_t hi) const {
@@ -169,8 +170,8 @@ void LlamaModel::prefetch_layer(int64_t l) {
   const LayerOffsets& o = table_.layers[size_t(l)];
   const int s = LayerSlots::of(l);
   slots_.ready[s] = gather(o.ln1, o.ln1 + layer_span_, layer_buf_[s].get(),
-                          {{o.wqkv - o.ln1, o.ln2 - o.wqkv},  // the linear weights, not the norms
-                           {o.wgu - o.ln1, layer_span_ - (o.wgu - o.ln1)}});
+                           {{o.wqkv - o.ln1, o.ln2 - o.wqkv},  // the linear weights, not the norms
+                            {o.wgu - o.ln1, layer_span_ - (o.wgu - o.ln1)}});
 }
 
 float* LlamaModel::layer_grad_buffer(int64_t l) {
@@ -200,8 +201,8 @@ std::pair<size_t, size_t> LlamaModel::layer_trainable_range(int64_t l) const {
     return {std::min(lo, hi), hi};
   }
   const LayerOffsets& o = table_.layers[size_t(l)];
-  const size_t end = size_t(l) + 1 < table_.layers.size() ? table_.layers[size_t(l) + 1].ln1
-                                                          : table_.final_norm;
+  const size_t end =
+      size_t(l) + 1 < table_.layers.size() ? table_.layers[size_t(l) + 1].ln1 : table_.final_norm;
   return {o.ln1, end};
 }
 
@@ -270,8 +271,11 @@ void LlamaModel::refresh_compute_weights() {
 
 std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
                                                       std::vector<uint8_t>& storage) const {
-  LATHE_CHECK(!frozen_, "a LoRA model exports its adapter; merge it into the base with lathe merge");
-  LATHE_CHECK(!sharded_, "a full_shard model is exported by all processes together (export_hf_model_parallel)");
+  LATHE_CHECK(!frozen_,
+              "a LoRA model exports its adapter; merge it into the base with lathe merge");
+  LATHE_CHECK(
+      !sharded_,
+      "a full_shard model is exported by all processes together (export_hf_model_parallel)");
   // fp32 is written straight from the master weights; other dtypes need one converted copy.
   const uint8_t* base = reinterpret_cast<const uint8_t*>(params_.get());
   if (out_dtype != DType::F32) {
@@ -317,20 +321,35 @@ void LlamaModel::linear_forward(int64_t l, Linear which, float* y, const float* 
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t S = cfg_.q_dim() + 2 * cfg_.kv_dim(), HD = cfg_.q_dim();
   switch (which) {
-    case Linear::QKV: matmul_xwT(y, x, w.wqkv, M, S, C, beta); break;
-    case Linear::O: matmul_xwT(y, x, w.wo, M, C, HD, beta); break;
-    case Linear::GateUp: matmul_xwT(y, x, w.wgu, M, 2 * I, C, beta); break;
-    case Linear::Down: matmul_xwT(y, x, w.wd, M, C, I, beta); break;
+    case Linear::QKV:
+      matmul_xwT(y, x, w.wqkv, M, S, C, beta);
+      break;
+    case Linear::O:
+      matmul_xwT(y, x, w.wo, M, C, HD, beta);
+      break;
+    case Linear::GateUp:
+      matmul_xwT(y, x, w.wgu, M, 2 * I, C, beta);
+      break;
+    case Linear::Down:
+      matmul_xwT(y, x, w.wd, M, C, I, beta);
+      break;
   }
   lora_forward(l, which, x, y, M, nullptr, false);
 }
 
 Linear linear_of(Proj p) {
   switch (p) {
-    case Proj::Q: case Proj::K: case Proj::V: return Linear::QKV;
-    case Proj::O: return Linear::O;
-    case Proj::Gate: case Proj::Up: return Linear::GateUp;
-    case Proj::Down: return Linear::Down;
+    case Proj::Q:
+    case Proj::K:
+    case Proj::V:
+      return Linear::QKV;
+    case Proj::O:
+      return Linear::O;
+    case Proj::Gate:
+    case Proj::Up:
+      return Linear::GateUp;
+    case Proj::Down:
+      return Linear::Down;
   }
   return Linear::QKV;
 }
@@ -607,7 +626,7 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
   // residual stream dx itself stays fp32.
   const float* dy = rounded_operand(dx, size_t(M * C));
   mm(dh_.get(), dy, false, w.wd, false, M, I, C, C, I, 0.0f);                // dh = dy · Wd
-  if (base) mm(G_at(o.wd), dy, true, h_.get(), false, C, I, M, C, I, 1.0f);   // dWd += dyᵀ · h
+  if (base) mm(G_at(o.wd), dy, true, h_.get(), false, C, I, M, C, I, 1.0f);  // dWd += dyᵀ · h
   lora_backward(l, Linear::Down, h_.get(), dy, C, dh_.get(), M, a);
   be_.swiglu_backward(dgu_.get(), dh_.get(), a.gu.get(), M, I);
   maybe_round(dgu_.get(), size_t(M * 2 * I));
@@ -648,7 +667,9 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size;
   const float* W = head_weights().lm_head;
   // The head's gradient: null with a frozen base; its own buffer under full_shard.
-  float* dW = sharded_ ? head_grad_lm_.get() : grads_.get() ? grads_.get() + table_.lm_head : nullptr;
+  float* dW = sharded_       ? head_grad_lm_.get()
+              : grads_.get() ? grads_.get() + table_.lm_head
+                             : nullptr;
   std::vector<int32_t> rows;
   for (int64_t i = 0; i < M; ++i)
     if (b.targets[size_t(i)] >= 0) rows.push_back(int32_t(i));
@@ -659,6 +680,14 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
   rows_dx_.ensure(be_, size_t(chunk * C));
   rows_targets_.ensure(be_, size_t(chunk));
   if (dxf) be_.zero(dxf, size_t(M * C) * sizeof(float));
+  // Every chunk multiplies by W twice: with bf16 kernels it is packed to bf16 once here
+  // rather than by each product (a 16M-element pass each for a 32K × 512 head).
+  const uint16_t* W16 = nullptr;
+  if (precision_ == Precision::BF16 && be_.bf16_kernels()) {
+    head_bf16_.ensure(be_, size_t(V * C));
+    be_.pack_bf16(head_bf16_.get(), W, V, C, C);
+    W16 = head_bf16_.get();
+  }
   double loss = 0;
   for (int64_t r0 = 0; r0 < int64_t(rows.size()); r0 += chunk) {
     const int64_t m = std::min<int64_t>(chunk, int64_t(rows.size()) - r0);
@@ -669,14 +698,19 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
       tg[size_t(i)] = b.targets[size_t(row)];
     }
     be_.copy(rows_targets_.get(), tg.data(), size_t(m) * 4);
-    matmul_xwT(logits_chunk_.get(), rows_x_.get(), W, m, V, C, 0.0f);
+    MatmulArgs lg;  // logits = rows · Wᵀ
+    lg.M = m, lg.N = V, lg.K = C;
+    lg.A = rows_x_.get(), lg.lda = C;
+    lg.B = W, lg.ldb = C, lg.trans_b = true, lg.B_bf16 = W16;
+    lg.C = logits_chunk_.get(), lg.ldc = V;
+    product(lg);
     loss += be_.softmax_cross_entropy(logits_chunk_.get(), rows_targets_.get(), m, V, loss_scale);
     if (!dxf) continue;
     maybe_round(logits_chunk_.get(), size_t(m * V));  // now d(loss)/d(logits), an operand
-    MatmulArgs dx;  // d(rows) = dlogits · W
+    MatmulArgs dx;                                    // d(rows) = dlogits · W
     dx.M = m, dx.N = C, dx.K = V;
     dx.A = logits_chunk_.get(), dx.lda = V;
-    dx.B = W, dx.ldb = C;
+    dx.B = W, dx.ldb = C, dx.B_bf16 = W16;
     dx.C = rows_dx_.get(), dx.ldc = C;
     product(dx);
     if (dW) {
@@ -724,8 +758,8 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
     prefetch_layer(l + 1);
     layer_forward(l, a, input_of(l), out, true);
   }
-  be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x_final_.get(), hw.final_norm,
-                      M, C, float(cfg_.rms_norm_eps));
+  be_.rmsnorm_forward(xn_final_.get(), rstd_final_.get(), x_final_.get(), hw.final_norm, M, C,
+                      float(cfg_.rms_norm_eps));
   maybe_round(xn_final_.get(), size_t(M * C));
 
   // Loss and the head's backward, then the layers in reverse.
@@ -777,7 +811,8 @@ double LlamaModel::forward_backward(const Batch& b, float loss_scale) {
 
 double LlamaModel::forward(const Batch& b, float* logits) {
   upload_batch(b);
-  const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size, L = cfg_.num_hidden_layers;
+  const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size,
+                L = cfg_.num_hidden_layers;
   if (sharded_) {
     gather_head();
     prefetch_layer(0);

@@ -190,8 +190,8 @@ class LlamaModel {
   // Adds the adapters of layer l on the projections that make up `which` to y (the fused
   // product's output, row stride = its width). acts: where to keep x·Aᵀ for backward
   // (null at inference); train: apply dropout.
-  void lora_forward(int64_t l, Linear which, const float* x, float* y, int64_t M,
-                    LayerActs* acts, bool train);
+  void lora_forward(int64_t l, Linear which, const float* x, float* y, int64_t M, LayerActs* acts,
+                    bool train);
   // Adapter gradients for `which` from dy (the fused output's gradient, stride ld_dy) and
   // their input x; adds the input gradient into dx.
   void lora_backward(int64_t l, Linear which, const float* x, const float* dy, int64_t ld_dy,
@@ -245,7 +245,8 @@ class LlamaModel {
   DeviceBuffer<float> x_final_, xn_final_, rstd_final_;
   DeviceBuffer<float> xn_, h_;  // recomputed activations (scratch shared by all layers)
   DeviceBuffer<float> dx_, dxn_, dh_, dgu_, datt_, dqkv_, logits_chunk_, rows_x_, rows_dx_;
-  DeviceBuffer<float> dy_;  // rounded_operand's copy
+  DeviceBuffer<float> dy_;            // rounded_operand's copy
+  DeviceBuffer<uint16_t> head_bf16_;  // the lm_head as bf16 bits, for bf16 kernels
   DeviceBuffer<int32_t> ids_, targets_, positions_, doc_start_, rows_targets_;
   DeviceBuffer<float> rope_;  // [T, D] cos | sin
   int64_t rope_len_ = 0;

@@ -27,7 +27,8 @@ class OperandCheckingBackend final : public ForwardingBackend {
  public:
   using ForwardingBackend::ForwardingBackend;
   std::vector<std::string> unrounded;
-  int checked = 0;
+  int checked = 0, prepacked = 0;
+  bool stale_b16 = false;
   void matmul(const MatmulArgs& a) override {
     if (a.bf16_operands) {
       ++checked;
@@ -45,6 +46,19 @@ class OperandCheckingBackend final : public ForwardingBackend {
       };
       scan(a.A, a.trans_a ? a.K : a.M, a.trans_a ? a.M : a.K, a.lda, "A");
       scan(a.B, a.trans_b ? a.N : a.K, a.trans_b ? a.K : a.N, a.ldb, "B");
+      if (a.B_bf16) {  // a pre-packed B must be B's bits, densely
+        const int64_t rows = a.trans_b ? a.N : a.K, cols = a.trans_b ? a.K : a.N;
+        for (int64_t r = 0; r < rows && !stale_b16; ++r)
+          for (int64_t c = 0; c < cols; ++c) {
+            uint32_t u;
+            std::memcpy(&u, &a.B[r * a.ldb + c], 4);
+            if (uint16_t(u >> 16) != a.B_bf16[r * cols + c]) {
+              stale_b16 = true;
+              break;
+            }
+          }
+        ++prepacked;
+      }
     }
     in_->matmul(a);
   }
@@ -128,6 +142,11 @@ TEST_P(Bf16Kernels, EveryProductOperandOfABf16ModelHoldsBf16Values) {
         OperandCheckingBackend be(make_cpu_backend(2));
         run(be, checkpointing, lora, base);
         EXPECT_GT(be.checked, 10);
+        EXPECT_FALSE(be.stale_b16) << "a pre-packed bf16 B differs from B";
+        // The head's weight is packed once per pass where the kernels are bf16.
+        if (be.bf16_kernels()) {
+          EXPECT_GT(be.prepacked, 0);
+        }
         EXPECT_TRUE(be.unrounded.empty())
             << (lora ? "LoRA" : "full") << (checkpointing ? ", checkpointing" : "") << ": "
             << be.unrounded.size() << " products with unrounded operands, first "

@@ -97,6 +97,9 @@ class CpuBackend final : public Backend {
     return cpu::softmax_cross_entropy(logits, targets, M, V, scale);
   }
   void round_to_bf16(float* x, size_t n) override { cpu::round_to_bf16(x, n); }
+  void pack_bf16(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld) override {
+    cpu::pack_bf16(out, in, rows, cols, ld);
+  }
   void add(float* y, const float* x, size_t n) override { cpu::add(y, x, n); }
   double sum_squares(const float* x, size_t n) override { return cpu::sum_squares(x, n); }
   void dequantize_bf16(float* out, const uint16_t* in, size_t n) override {

@@ -108,10 +108,15 @@ void OnednnMatmul::run(const MatmulArgs& a) {
     const int64_t ra = a.trans_a ? a.K : a.M, ca = a.trans_a ? a.M : a.K;
     const int64_t rb = a.trans_b ? a.N : a.K, cb = a.trans_b ? a.K : a.N;
     uint16_t* pa = sa.get(size_t(ra * ca));
-    uint16_t* pb = sb.get(size_t(rb * cb));
     cpu::pack_bf16(pa, a.A, ra, ca, a.lda);
-    cpu::pack_bf16(pb, a.B, rb, cb, a.ldb);
-    A = pa, B = pb;
+    A = pa;
+    if (a.B_bf16) {
+      B = const_cast<uint16_t*>(a.B_bf16);
+    } else {
+      uint16_t* pb = sb.get(size_t(rb * cb));
+      cpu::pack_bf16(pb, a.B, rb, cb, a.ldb);
+      B = pb;
+    }
   }
   dnnl::memory src(e.pd.src_desc(), impl_->engine, A);
   dnnl::memory wei(e.pd.weights_desc(), impl_->engine, B);

@@ -129,6 +129,7 @@ class CudaBackend final : public Backend {
     not_yet("softmax_cross_entropy");
   }
   void round_to_bf16(float*, size_t) override { not_yet("round_to_bf16"); }
+  void pack_bf16(uint16_t*, const float*, int64_t, int64_t, int64_t) override { not_yet("pack_bf16"); }
   void add(float*, const float*, size_t) override { not_yet("add"); }
   double sum_squares(const float*, size_t) override { not_yet("sum_squares"); }
   void dequantize_bf16(float*, const uint16_t*, size_t) override { not_yet("dequantize_bf16"); }
