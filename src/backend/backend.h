@@ -28,9 +28,10 @@ struct MatmulArgs {
   // them with bf16 kernels (fp32 accumulation) where the hardware has them. Either way the
   // result is the same product up to summation order; the numerics are the caller's.
   bool bf16_operands = false;
-  // Optional, with bf16_operands: B already as bf16 bits, stored densely (row stride = its
-  // stored row length), for a weight many products read (the lm_head, chunk after chunk).
-  // Backends with bf16 kernels read it instead of packing B again; B must still be set.
+  // With bf16_operands: B as bf16 bits, stored densely (row stride = its stored row
+  // length), instead of or beside the fp32 B. A bf16 model's weights are kept this way
+  // (B null); a weight many products read is packed once (the lm_head, chunk after
+  // chunk). bf16 kernels read it directly; fp32 kernels read B, or B_bf16 widened.
   const uint16_t* B_bf16 = nullptr;
 };
 
@@ -120,10 +121,10 @@ class Backend {
   virtual void dropout(float* out, const float* in, size_t n, float p, uint64_t seed,
                        bool accumulate) = 0;
   virtual double sum_squares(const float* x, size_t n) = 0;
-  // One AdamW step (PyTorch semantics) over a flat range; if `compute` is not null it
-  // receives the updated weights rounded to bf16 (bf16 training) or copied (fp32).
-  virtual void adamw_step(float* param, const float* grad, float* m, float* v, float* compute,
-                          bool compute_bf16, size_t n, const AdamWArgs& a) = 0;
+  // One AdamW step (PyTorch semantics) over a flat range; the updated weights rounded to
+  // bf16 also go to `rounded` (fp32 storage) and `bits` (bf16) where those are not null.
+  virtual void adamw_step(float* param, const float* grad, float* m, float* v, float* rounded,
+                          uint16_t* bits, size_t n, const AdamWArgs& a) = 0;
 };
 
 // threads = 0: all cores. bf16_kernels = false keeps bf16 products on the fp32 kernels

@@ -82,7 +82,7 @@ class ForwardingBackend : public Backend {
     in_->dropout(out, in, n, p, seed, accumulate);
   }
   double sum_squares(const float* x, size_t n) override { return in_->sum_squares(x, n); }
-  void adamw_step(float* p, const float* g, float* m, float* v, float* c, bool bf, size_t n,
+  void adamw_step(float* p, const float* g, float* m, float* v, float* c, uint16_t* bf, size_t n,
                   const AdamWArgs& a) override {
     in_->adamw_step(p, g, m, v, c, bf, n, a);
   }

@@ -113,7 +113,7 @@ class ProfilingBackend final : public Backend {
   double sum_squares(const float* x, size_t n) override {
     return timed("grad norm", [&] { return in_->sum_squares(x, n); });
   }
-  void adamw_step(float* p, const float* g, float* m, float* v, float* c, bool bf, size_t n,
+  void adamw_step(float* p, const float* g, float* m, float* v, float* c, uint16_t* bf, size_t n,
                   const AdamWArgs& a) override {
     timed("adamw", [&] { in_->adamw_step(p, g, m, v, c, bf, n, a); });
   }

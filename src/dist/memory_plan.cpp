@@ -234,8 +234,8 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
     const size_t offset = c.tie_word_embeddings || t.layers.empty() ? 0 : t.layers[0].ln1;
     p.compute_params = bf16 ? t.total - offset : 0;
     p.master = 4 * part(t.total, split_all);
-    // full_shard keeps no compute copy: gathered layers are rounded in place.
-    p.compute_copy = split_all ? 0 : 4 * part(p.compute_params, split_all);
+    // The copy is bf16 bits. full_shard keeps none: gathered layers are rounded in place.
+    p.compute_copy = split_all ? 0 : 2 * part(p.compute_params, split_all);
     // LlamaModel's full_shard buffers: two gathered layers (one computing, the next
     // arriving) and two layer gradients (one written, one being reduced), the gathered
     // embedding, lm_head and final norm and their gradients (reduced straight into the
@@ -466,8 +466,8 @@ std::string plan_report(const LlamaConfig& c, const MemoryPlan& p, const Recomme
   o += "  ZeRO formula: mixed-precision Adam, 2 bytes/param bf16 parameters + 2 bf16 gradients +\n"
        "  12 optimizer (fp32 master, m, v); the activations and scratch are lathe's in both.\n";
   if (bf16 && !in.lora)
-    o += "  lathe keeps fp32 master + fp32 gradients and, in bf16, a bf16-valued fp32 copy of\n"
-         "  the weights products read (the CPU kernels read fp32): 20 bytes/param unsharded.\n";
+    o += "  lathe keeps fp32 master + fp32 gradients and, in bf16, a bf16 copy of the weights\n"
+         "  products read: 18 bytes/param unsharded.\n";
   o += "\n";
 
   o += "Host memory (--host-mem " + format_bytes(host_bytes) + " per node)\n";

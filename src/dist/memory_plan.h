@@ -6,8 +6,7 @@
 //     and 5: 2Ψ bf16 parameters + 2Ψ bf16 gradients + KΨ optimizer states with K = 12 for
 //     the fp32 master copy, m and v), the usual baseline;
 //   - lathe's own layout, counted from the code: fp32 master parameters and fp32
-//     gradients, a bf16-valued fp32 compute copy in bf16 runs (the CPU kernels read
-//     fp32), AdamW m and v in fp32, the frozen base of LoRA/QLoRA as stored, and the
+//     gradients, a bf16 compute copy in bf16 runs, AdamW m and v in fp32, the frozen base of LoRA/QLoRA as stored, and the
 //     activation buffers of LlamaModel::ensure_buffers / head_loss_and_grad.
 // Sharding divides what each strategy shards: zero1 the optimizer state, zero2 also the
 // gradients, full_shard (zero3) also the parameters; hybrid_shard does full_shard within
@@ -75,7 +74,7 @@ struct MemoryPlan {
 
   // lathe's layout.
   double master = 0;            // fp32 trainable parameters
-  double compute_copy = 0;      // bf16-valued fp32 copy products read (bf16 runs)
+  double compute_copy = 0;      // the bf16 copy products read (bf16 runs; fp32 for adapters)
   double frozen_base = 0;       // LoRA: linears as base_dtype, embedding/lm_head/norms fp32
   double shard_buffers = 0;     // shard_grad_op: the reduce-scattered range (grad_shard_);
                                 // full_shard: one gathered unit (a layer or embedding / lm_head)

@@ -115,7 +115,7 @@ void Decoder::forward(const int32_t* ids, const int32_t* slot, const int32_t* po
     MatmulArgs mm;  // logits[R, V] = xl · lm_headᵀ
     mm.M = R, mm.N = V, mm.K = C;
     mm.A = xn_.get(), mm.lda = C;
-    mm.B = head.lm_head, mm.ldb = C, mm.trans_b = true;
+    mm.B = head.lm_head.f32, mm.B_bf16 = head.lm_head.bf16, mm.ldb = C, mm.trans_b = true;
     mm.C = logits_.get(), mm.ldc = V;
     mm.bf16_operands = model_.precision() == Precision::BF16;
     be_.matmul(mm);

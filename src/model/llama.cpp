@@ -106,7 +106,7 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
   grads_ = DeviceBuffer<float>(be_, table_.total);
   if (precision_ == Precision::BF16) {
     compute_offset_ = cfg_.tie_word_embeddings || table_.layers.empty() ? 0 : table_.layers[0].ln1;
-    compute_ = DeviceBuffer<float>(be_, table_.total - compute_offset_);
+    compute_ = DeviceBuffer<uint16_t>(be_, table_.total - compute_offset_);
   }
 }
 
@@ -114,9 +114,10 @@ void LlamaModel::load(const SafetensorsModel& weights) { load_impl(weights, fals
 void LlamaModel::load_growing_vocab(const SafetensorsModel& weights) { load_impl(weights, true); }
 
 TrainableParams LlamaModel::trainable() {
-  if (frozen_) return {lora_params_.get(), lora_grads_.get(), lora_.total, lora_compute_.get(), 0};
-  if (sharded_) return {params_.get(), grads_.get(), shard_.count, nullptr, 0};
-  return {params_.get(), grads_.get(), table_.total, compute_.get(), compute_offset_};
+  if (frozen_)
+    return {lora_params_.get(), lora_grads_.get(), lora_.total, lora_compute_.get(), nullptr, 0};
+  if (sharded_) return {params_.get(), grads_.get(), shard_.count, nullptr, nullptr, 0};
+  return {params_.get(), grads_.get(), table_.total, nullptr, compute_.get(), compute_offset_};
 }
 
 void LlamaModel::store_frozen(const ParamEntry& e, const float* values) {
@@ -265,8 +266,7 @@ void LlamaModel::refresh_compute_weights() {
   }
   if (!compute_.get()) return;
   const size_t n = table_.total - compute_offset_;
-  be_.copy(compute_.get(), params_.get() + compute_offset_, n * sizeof(float));
-  be_.round_to_bf16(compute_.get(), n);
+  be_.pack_bf16(compute_.get(), params_.get() + compute_offset_, 1, int64_t(n), int64_t(n));
 }
 
 std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
@@ -478,12 +478,12 @@ void LlamaModel::product(MatmulArgs a) {
 }
 
 // y[M,N] (+)= x[M,K] · w[N,K]ᵀ — a linear layer in HF's weight layout.
-void LlamaModel::matmul_xwT(float* y, const float* x, const float* w, int64_t M, int64_t N,
-                            int64_t K, float beta) {
+void LlamaModel::matmul_xwT(float* y, const float* x, Weight w, int64_t M, int64_t N, int64_t K,
+                            float beta) {
   MatmulArgs a;
   a.M = M, a.N = N, a.K = K;
   a.A = x, a.lda = K;
-  a.B = w, a.ldb = K, a.trans_b = true;
+  a.B = w.f32, a.B_bf16 = w.bf16, a.ldb = K, a.trans_b = true;
   a.C = y, a.ldc = N, a.beta = beta;
   product(a);
 }
@@ -607,12 +607,12 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
   const int64_t M = B_ * T_, C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads, D = cfg_.head_dim;
   const int64_t S = (H + 2 * KV) * D, HD = H * D;
-  auto mm = [&](float* c, const float* A, bool ta, const float* B, bool tb, int64_t m, int64_t n,
+  auto mm = [&](float* c, const float* A, bool ta, Weight B, bool tb, int64_t m, int64_t n,
                 int64_t k, int64_t lda, int64_t ldb, float beta) {
     MatmulArgs args;
     args.M = m, args.N = n, args.K = k;
     args.A = A, args.lda = lda, args.trans_a = ta;
-    args.B = B, args.ldb = ldb, args.trans_b = tb;
+    args.B = B.f32, args.B_bf16 = B.bf16, args.ldb = ldb, args.trans_b = tb;
     args.C = c, args.ldc = n, args.beta = beta;
     product(args);
   };
@@ -665,7 +665,7 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
 // only computes the loss (evaluation), still chunked.
 double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* dxf) {
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size;
-  const float* W = head_weights().lm_head;
+  const Weight W = head_weights().lm_head;
   // The head's gradient: null with a frozen base; its own buffer under full_shard.
   float* dW = sharded_       ? head_grad_lm_.get()
               : grads_.get() ? grads_.get() + table_.lm_head
@@ -682,10 +682,11 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
   if (dxf) be_.zero(dxf, size_t(M * C) * sizeof(float));
   // Every chunk multiplies by W twice: with bf16 kernels it is packed to bf16 once here
   // rather than by each product (a 16M-element pass each for a 32K × 512 head).
-  const uint16_t* W16 = nullptr;
-  if (precision_ == Precision::BF16 && be_.bf16_kernels()) {
+  // (A full model's bf16 weights already are; a frozen or gathered fp32 head is not.)
+  const uint16_t* W16 = W.bf16;
+  if (!W16 && precision_ == Precision::BF16 && be_.bf16_kernels()) {
     head_bf16_.ensure(be_, size_t(V * C));
-    be_.pack_bf16(head_bf16_.get(), W, V, C, C);
+    be_.pack_bf16(head_bf16_.get(), W.f32, V, C, C);
     W16 = head_bf16_.get();
   }
   double loss = 0;
@@ -701,7 +702,7 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
     MatmulArgs lg;  // logits = rows · Wᵀ
     lg.M = m, lg.N = V, lg.K = C;
     lg.A = rows_x_.get(), lg.lda = C;
-    lg.B = W, lg.ldb = C, lg.trans_b = true, lg.B_bf16 = W16;
+    lg.B = W.f32, lg.ldb = C, lg.trans_b = true, lg.B_bf16 = W16;
     lg.C = logits_chunk_.get(), lg.ldc = V;
     product(lg);
     loss += be_.softmax_cross_entropy(logits_chunk_.get(), rows_targets_.get(), m, V, loss_scale);
@@ -710,7 +711,7 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
     MatmulArgs dx;                                    // d(rows) = dlogits · W
     dx.M = m, dx.N = C, dx.K = V;
     dx.A = logits_chunk_.get(), dx.lda = V;
-    dx.B = W, dx.ldb = C, dx.B_bf16 = W16;
+    dx.B = W.f32, dx.ldb = C, dx.B_bf16 = W16;
     dx.C = rows_dx_.get(), dx.ldc = C;
     product(dx);
     if (dW) {

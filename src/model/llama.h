@@ -27,17 +27,34 @@ struct TensorToWrite;
 enum class Precision { FP32, BF16 };
 Precision precision_from_name(const std::string& name);
 
-// The fp32 device weights one layer reads: norms and the (fused) linear weights in HF
+// A weight as products read it: fp32 (bf16 values in a bf16 model) or bf16 bits, dense.
+struct Weight {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+  Weight() = default;
+  Weight(const float* p) : f32(p) {}  // NOLINT: an fp32 matrix is a weight as it is
+  static Weight bits(const uint16_t* p) {
+    Weight w;
+    w.bf16 = p;
+    return w;
+  }
+};
+
+// The device weights one layer reads: fp32 norms and the (fused) linear weights in HF
 // layout, q|k|v rows [(H+2KV)·D, C], gate|up rows [2I, C], o [C, H·D], down [C, I].
 struct LayerWeights {
-  const float *ln1, *wqkv, *wo, *ln2, *wgu, *wd;
+  const float* ln1;
+  Weight wqkv, wo;
+  const float* ln2;
+  Weight wgu, wd;
 };
 // The fused linear layers of a block, in the order a forward pass applies them.
 enum class Linear { QKV, O, GateUp, Down };
 Linear linear_of(Proj p);  // the fused product a projection is part of
 
 struct HeadWeights {
-  const float *embed, *final_norm, *lm_head;  // lm_head == embed when tied
+  const float *embed, *final_norm;
+  Weight lm_head;  // the embedding table when tied (as products read it)
 };
 
 // LoRA training: the base is frozen (stored as base_dtype, no gradients, no optimizer
@@ -68,13 +85,16 @@ struct ParamShard {
 // hook queues on the same worker sees the reduced values (hybrid_shard's replicas).
 using GradReadyHook = std::function<void(size_t lo, size_t hi)>;
 
-// The parameters an optimizer updates: the whole model, or the LoRA adapters. `compute`
-// (bf16 training) is the rounded copy products read, covering [compute_offset, n).
+// The parameters an optimizer updates: the whole model, or the LoRA adapters. In bf16
+// training the optimizer also writes the copy products read, covering
+// [compute_offset, n): bf16 bits (`compute_bits`, the model's weights) or bf16-rounded
+// fp32 (`compute`, the adapters, small enough to multiply as fp32).
 struct TrainableParams {
   float* params = nullptr;
   float* grads = nullptr;
   size_t n = 0;
   float* compute = nullptr;
+  uint16_t* compute_bits = nullptr;
   size_t compute_offset = 0;
 };
 
@@ -106,14 +126,14 @@ class LlamaModel {
   float* params() { return params_.get(); }
   const float* params() const { return params_.get(); }
   float* grads() { return grads_.get(); }
-  // bf16 training keeps a bf16-rounded copy of the parameters that matrix products read:
-  // the flat range [compute_offset(), num_params()), which leaves out the embedding table
-  // when it is not tied to the lm_head (a lookup reads the fp32 master). Null in fp32.
-  float* compute_copy() { return compute_.get(); }
+  // bf16 training keeps a bf16 copy (2 bytes a parameter) of the parameters that matrix
+  // products read: the flat range [compute_offset(), num_params()), which leaves out the
+  // embedding table when it is not tied to the lm_head (a lookup reads the fp32 master).
   size_t compute_offset() const { return compute_offset_; }
-  // The weights products read at a flat offset: the master (fp32) or the rounded copy.
-  const float* weight(size_t offset) const {
-    return compute_.get() ? compute_.get() + (offset - compute_offset_) : params_.get() + offset;
+  // The weights products read at a flat offset: the master (fp32) or the bf16 copy.
+  Weight weight(size_t offset) const {
+    return compute_.get() ? Weight::bits(compute_.get() + (offset - compute_offset_))
+                          : Weight(params_.get() + offset);
   }
 
   // Copies every tensor from an HF folder, converting F16/BF16 to fp32; each tensor's
@@ -203,8 +223,7 @@ class LlamaModel {
   void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train);
   void layer_backward(int64_t l, LayerActs& a, const float* x_in, float* dx);
   double head_loss_and_grad(const Batch& b, float loss_scale, float* dxf);
-  void matmul_xwT(float* y, const float* x, const float* w, int64_t M, int64_t N, int64_t K,
-                  float beta);
+  void matmul_xwT(float* y, const float* x, Weight w, int64_t M, int64_t N, int64_t K, float beta);
   void maybe_round(float* x, size_t n);
   // x itself in fp32; in bf16 a rounded copy (valid until the next call), for an operand
   // whose fp32 values must stay (the residual stream's gradient).
@@ -216,7 +235,8 @@ class LlamaModel {
   Precision precision_;
   bool checkpointing_;
   ParamTable table_;
-  DeviceBuffer<float> params_, grads_, compute_;
+  DeviceBuffer<float> params_, grads_;
+  DeviceBuffer<uint16_t> compute_;
   size_t compute_offset_ = 0;
   std::unique_ptr<FrozenBase> frozen_;
   bool sharded_ = false;

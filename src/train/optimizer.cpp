@@ -32,12 +32,16 @@ void AdamW::update(const TrainableParams& t, const float* grads, size_t begin, s
   // training), saving a separate pass over all parameters. The range splits where the
   // compute copy begins.
   const size_t end = begin + count;
-  const size_t c0 = t.compute ? std::clamp(t.compute_offset, begin, end) : end;
+  const bool copy = t.compute || t.compute_bits;
+  const size_t c0 = copy ? std::clamp(t.compute_offset, begin, end) : end;
   if (c0 > begin)
-    be_.adamw_step(t.params + begin, grads, m_.get(), v_.get(), nullptr, false, c0 - begin, a);
-  if (c0 < end)
+    be_.adamw_step(t.params + begin, grads, m_.get(), v_.get(), nullptr, nullptr, c0 - begin, a);
+  if (c0 < end) {
+    const size_t at = c0 - t.compute_offset;
     be_.adamw_step(t.params + c0, grads + (c0 - begin), m_.get() + (c0 - begin),
-                   v_.get() + (c0 - begin), t.compute + (c0 - t.compute_offset), true, end - c0, a);
+                   v_.get() + (c0 - begin), t.compute ? t.compute + at : nullptr,
+                   t.compute_bits ? t.compute_bits + at : nullptr, end - c0, a);
+  }
   be_.sync();
 }
 

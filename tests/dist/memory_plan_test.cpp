@@ -89,10 +89,10 @@ TEST(MemoryPlan, LatheModelStates56M) {
   EXPECT_DOUBLE_EQ(fp32.model_states(), 16.0 * kPsi56);
   EXPECT_DOUBLE_EQ(fp32.zero.total(), 16.0 * kPsi56);
 
-  // bf16: + a bf16-valued fp32 copy of everything but the (untied) embedding table.
+  // bf16: + a bf16 copy of everything but the (untied) embedding table.
   const MemoryPlan bf16 = plan_memory(c, input(Precision::BF16, 4, 256));
-  EXPECT_DOUBLE_EQ(bf16.compute_copy, 4.0 * double(kPsi56 - kEmbed56));
-  EXPECT_DOUBLE_EQ(bf16.model_states(), 16.0 * kPsi56 + 4.0 * double(kPsi56 - kEmbed56));
+  EXPECT_DOUBLE_EQ(bf16.compute_copy, 2.0 * double(kPsi56 - kEmbed56));
+  EXPECT_DOUBLE_EQ(bf16.model_states(), 16.0 * kPsi56 + 2.0 * double(kPsi56 - kEmbed56));
 
   // 4 processes: ranges of ceil(Ψ/4) rounded up to 16 elements (shard_ranges).
   const double range = 13994112;  // 55976448 / 4, already a multiple of 16

@@ -27,7 +27,7 @@ class OperandCheckingBackend final : public ForwardingBackend {
  public:
   using ForwardingBackend::ForwardingBackend;
   std::vector<std::string> unrounded;
-  int checked = 0, prepacked = 0;
+  int checked = 0, prepacked = 0, bits_only = 0;
   bool stale_b16 = false;
   void matmul(const MatmulArgs& a) override {
     if (a.bf16_operands) {
@@ -45,8 +45,10 @@ class OperandCheckingBackend final : public ForwardingBackend {
           }
       };
       scan(a.A, a.trans_a ? a.K : a.M, a.trans_a ? a.M : a.K, a.lda, "A");
-      scan(a.B, a.trans_b ? a.N : a.K, a.trans_b ? a.K : a.N, a.ldb, "B");
-      if (a.B_bf16) {  // a pre-packed B must be B's bits, densely
+      // A B given only as bf16 bits (a full model's weights) is bf16 by construction.
+      if (a.B) scan(a.B, a.trans_b ? a.N : a.K, a.trans_b ? a.K : a.N, a.ldb, "B");
+      if (a.B_bf16) ++bits_only;
+      if (a.B && a.B_bf16) {  // a pre-packed B must be B's bits, densely
         const int64_t rows = a.trans_b ? a.N : a.K, cols = a.trans_b ? a.K : a.N;
         for (int64_t r = 0; r < rows && !stale_b16; ++r)
           for (int64_t c = 0; c < cols; ++c) {
@@ -143,8 +145,11 @@ TEST_P(Bf16Kernels, EveryProductOperandOfABf16ModelHoldsBf16Values) {
         run(be, checkpointing, lora, base);
         EXPECT_GT(be.checked, 10);
         EXPECT_FALSE(be.stale_b16) << "a pre-packed bf16 B differs from B";
-        // The head's weight is packed once per pass where the kernels are bf16.
-        if (be.bf16_kernels()) {
+        // A full model's weights are bf16 bits; a frozen base's head is packed once per
+        // pass where the kernels are bf16.
+        if (!lora) {
+          EXPECT_GT(be.bits_only, 0);
+        } else if (be.bf16_kernels()) {
           EXPECT_GT(be.prepacked, 0);
         }
         EXPECT_TRUE(be.unrounded.empty())

@@ -117,9 +117,9 @@ class CpuBackend final : public Backend {
                bool accumulate) override {
     cpu::dropout(out, in, n, p, seed, accumulate);
   }
-  void adamw_step(float* param, const float* grad, float* m, float* v, float* compute,
-                  bool compute_bf16, size_t n, const AdamWArgs& a) override {
-    cpu::adamw_step(param, grad, m, v, compute, compute_bf16, n, a);
+  void adamw_step(float* param, const float* grad, float* m, float* v, float* rounded,
+                  uint16_t* bits, size_t n, const AdamWArgs& a) override {
+    cpu::adamw_step(param, grad, m, v, rounded, bits, n, a);
   }
 
  private:

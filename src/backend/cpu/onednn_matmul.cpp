@@ -5,9 +5,11 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/quant.h"
 
 namespace lathe {
 namespace {
@@ -96,8 +98,18 @@ OnednnMatmul::~OnednnMatmul() = default;
 
 bool OnednnMatmul::bf16_kernels() const { return impl_->bf16; }
 
-void OnednnMatmul::run(const MatmulArgs& a) {
-  if (a.M == 0 || a.N == 0) return;
+void OnednnMatmul::run(const MatmulArgs& args) {
+  if (args.M == 0 || args.N == 0) return;
+  MatmulArgs a = args;
+  const int64_t rb = a.trans_b ? a.N : a.K, cb = a.trans_b ? a.K : a.N;
+  if (!a.B && !impl_->use_bf16(a)) {
+    // bf16-stored weights on fp32 kernels: widened (exactly) into a dense fp32 copy.
+    LATHE_CHECK(a.B_bf16 && a.bf16_operands, "matmul without a B operand");
+    thread_local std::vector<float> wide;
+    wide.resize(size_t(rb * cb));
+    cpu::dequantize_bf16(wide.data(), a.B_bf16, size_t(rb * cb));
+    a.B = wide.data(), a.ldb = cb, a.B_bf16 = nullptr;
+  }
   Impl::Entry& e = impl_->get(a);
   void* A = const_cast<float*>(a.A);
   void* B = const_cast<float*>(a.B);
@@ -106,7 +118,6 @@ void OnednnMatmul::run(const MatmulArgs& a) {
     // (it reads each element once, the product reads it N or M times).
     thread_local Bf16Scratch sa, sb;
     const int64_t ra = a.trans_a ? a.K : a.M, ca = a.trans_a ? a.M : a.K;
-    const int64_t rb = a.trans_b ? a.N : a.K, cb = a.trans_b ? a.K : a.N;
     uint16_t* pa = sa.get(size_t(ra * ca));
     cpu::pack_bf16(pa, a.A, ra, ca, a.lda);
     A = pa;

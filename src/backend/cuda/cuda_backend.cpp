@@ -71,6 +71,7 @@ class CudaBackend final : public Backend {
   // bf16 operands: fp32 storage holding bf16 values, so letting the tensor cores convert
   // them to bf16 (COMPUTE_32F_FAST_16BF) is exact; accumulation stays fp32.
   void matmul(const MatmulArgs& a) override {
+    if (!a.B) not_yet("matmul on bf16-stored weights (MatmulArgs::B_bf16 without B)");
     cublasLtMatmulDesc_t desc;
     const cublasComputeType_t compute =
         a.bf16_operands ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
@@ -140,7 +141,7 @@ class CudaBackend final : public Backend {
     not_yet("dequantize_log8");
   }
   void dropout(float*, const float*, size_t, float, uint64_t, bool) override { not_yet("dropout"); }
-  void adamw_step(float*, const float*, float*, float*, float*, bool, size_t,
+  void adamw_step(float*, const float*, float*, float*, float*, uint16_t*, size_t,
                   const AdamWArgs&) override {
     not_yet("adamw_step");
   }

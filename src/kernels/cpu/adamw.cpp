@@ -8,7 +8,7 @@
 namespace lathe::cpu {
 
 LATHE_HOT void adamw_step(float* __restrict p, const float* __restrict g, float* __restrict m,
-                          float* __restrict v, float* __restrict compute, bool compute_bf16,
+                          float* __restrict v, float* __restrict rounded, uint16_t* __restrict bits,
                           size_t n, const AdamWArgs& a) {
   const float b1 = a.beta1, b2 = a.beta2;
   const float bc1 = 1.0f - float(std::pow(double(b1), double(a.step)));
@@ -27,7 +27,11 @@ LATHE_HOT void adamw_step(float* __restrict p, const float* __restrict g, float*
     v[i] = vi;
     const float pi = p[i] * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
     p[i] = pi;
-    if (compute) compute[i] = compute_bf16 ? bf16_to_f32(f32_to_bf16(pi)) : pi;
+    if (rounded || bits) {
+      const uint16_t b = f32_to_bf16(pi);
+      if (rounded) rounded[i] = bf16_to_f32(b);
+      if (bits) bits[i] = b;
+    }
   }
 }
 

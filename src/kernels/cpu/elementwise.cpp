@@ -20,19 +20,29 @@ LATHE_HOT void round_to_bf16(float* x, size_t n) {
   }
 }
 
+namespace {
+inline uint16_t bf16_bits_rne(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  return uint16_t(nan ? (u | 0x00400000u) >> 16 : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+}  // namespace
+
 LATHE_HOT void pack_bf16(uint16_t* __restrict out, const float* __restrict in, int64_t rows,
                          int64_t cols, int64_t ld) {
+  if (ld == cols) {  // dense: one flat pass, split over threads whatever the shape
+    const int64_t n = rows * cols;
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) out[i] = bf16_bits_rne(in[i]);
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = in + r * ld;
     uint16_t* dst = out + r * cols;
 #pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) {
-      uint32_t u;
-      std::memcpy(&u, &src[c], 4);
-      const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-      dst[c] = uint16_t(nan ? (u | 0x00400000u) >> 16 : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
+    for (int64_t c = 0; c < cols; ++c) dst[c] = bf16_bits_rne(src[c]);
   }
 }
 
