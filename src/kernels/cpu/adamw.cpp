@@ -1,13 +1,20 @@
 #include "kernels/cpu/adamw.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/dtype.h"
 #include "kernels/cpu/hot.h"
 
 namespace lathe::cpu {
 
-LATHE_HOT void adamw_step(float* __restrict p, const float* __restrict g, float* __restrict m,
+namespace {
+
+// One loop per set of outputs: an optional store inside the loop would keep it from
+// vectorizing, and the step is bound by memory traffic, so it must vectorize (restrict
+// pointers, no errno from sqrt: see CMakeLists.txt).
+template <bool kRounded, bool kBits>
+LATHE_HOT void adamw_loop(float* __restrict p, const float* __restrict g, float* __restrict m,
                           float* __restrict v, float* __restrict rounded, uint16_t* __restrict bits,
                           size_t n, const AdamWArgs& a) {
   const float b1 = a.beta1, b2 = a.beta2;
@@ -16,8 +23,6 @@ LATHE_HOT void adamw_step(float* __restrict p, const float* __restrict g, float*
   const float step_size = a.lr / bc1;
   const float decay = 1.0f - a.lr * a.weight_decay;
   const float grad_scale = a.grad_scale, eps = a.eps;
-  // One pass over p, g, m, v (and the compute copy): the step is bound by memory traffic,
-  // so it must vectorize (restrict pointers, no errno from sqrt: see CMakeLists.txt).
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; ++i) {
     const float gi = g[i] * grad_scale;
@@ -27,12 +32,28 @@ LATHE_HOT void adamw_step(float* __restrict p, const float* __restrict g, float*
     v[i] = vi;
     const float pi = p[i] * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
     p[i] = pi;
-    if (rounded || bits) {
-      const uint16_t b = f32_to_bf16(pi);
-      if (rounded) rounded[i] = bf16_to_f32(b);
-      if (bits) bits[i] = b;
+    if constexpr (kRounded || kBits) {  // f32_to_bf16, without its branch
+      uint32_t u;
+      std::memcpy(&u, &pi, 4);
+      const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+      const uint32_t hi = nan ? (u | 0x00400000u) >> 16 : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+      if constexpr (kRounded) {
+        const uint32_t r = hi << 16;
+        std::memcpy(&rounded[i], &r, 4);
+      }
+      if constexpr (kBits) bits[i] = uint16_t(hi);
     }
   }
+}
+
+}  // namespace
+
+void adamw_step(float* p, const float* g, float* m, float* v, float* rounded, uint16_t* bits,
+                size_t n, const AdamWArgs& a) {
+  if (rounded && bits) return adamw_loop<true, true>(p, g, m, v, rounded, bits, n, a);
+  if (rounded) return adamw_loop<true, false>(p, g, m, v, rounded, bits, n, a);
+  if (bits) return adamw_loop<false, true>(p, g, m, v, rounded, bits, n, a);
+  adamw_loop<false, false>(p, g, m, v, rounded, bits, n, a);
 }
 
 }  // namespace lathe::cpu
