@@ -60,10 +60,11 @@ struct FrozenLayout {
   size_t linear = 0;          // the blocks' linear weights as stored (all layers)
   size_t linear_params = 0;   // their parameter count
   size_t other = 0;           // norms_ per layer, embed_, final_norm_, lm_head_ (fp32)
-  size_t expand_scratch = 0;  // scratch_ (one layer in fp32) and absmax_scratch_
+  size_t expand_scratch = 0;  // scratch_ / scratch16_ (one layer) and absmax_scratch_
 };
 
-FrozenLayout frozen_layout(const LlamaConfig& c, const ParamTable& t, BaseDtype d, bool dq) {
+FrozenLayout frozen_layout(const LlamaConfig& c, const ParamTable& t, BaseDtype d, bool dq,
+                           bool bf16) {
   FrozenLayout f;
   const size_t C = size_t(c.hidden_size), V = size_t(c.vocab_size), L = t.layers.size();
   const size_t span = layer_span(t);
@@ -83,7 +84,11 @@ FrozenLayout frozen_layout(const LlamaConfig& c, const ParamTable& t, BaseDtype 
     std::fill(per_layer.begin(), per_layer.end(), span * 4);
   }
   f.other = L * 2 * C * 4 + V * C * 4 + C * 4 + (c.tie_word_embeddings ? 0 : V * C * 4);
-  if (d != BaseDtype::F32) f.expand_scratch = span * 4;
+  // FrozenBase: scratch_ (fp32) where NF4 or fp32 products need it, scratch16_ (bf16
+  // bits) in bf16 training.
+  const bool bits = bf16 && d != BaseDtype::F32;
+  if (d == BaseDtype::NF4 || (d == BaseDtype::BF16 && !bits)) f.expand_scratch = span * 4;
+  if (bits) f.expand_scratch += span * 2;
   if (d == BaseDtype::NF4 && dq) f.expand_scratch += max_blocks * 4;
   return f;
 }
@@ -254,7 +259,7 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
     // The adapters are replicated and updated as under shard_grad_op, whatever the strategy.
     p.master = 4 * double(lt.total);
     p.compute_copy = 4 * double(p.compute_params);
-    const FrozenLayout f = frozen_layout(c, t, in.base_dtype, in.double_quant);
+    const FrozenLayout f = frozen_layout(c, t, in.base_dtype, in.double_quant, bf16);
     const double frozen = double(f.linear + f.other);
     // full_shard: FrozenBase keeps layers r, r + N, ... of the linears (at most ⌈L/N⌉) and
     // receives the others into two slots; norms, embedding and head stay replicated.
@@ -279,7 +284,7 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
   if (split_all && !in.lora)
     p.shard_buffers = unit;
   else if ((s == ShardStrategy::Zero2 || split_all) && sharded)
-    p.shard_buffers = 4 * range(n) + unit;   // grad_shard_ (+ LoRA full_shard's slots)
+    p.shard_buffers = 4 * range(n) + unit;    // grad_shard_ (+ LoRA full_shard's slots)
   p.optimizer_states = 8 * part(n, sharded);  // AdamW m_, v_ (Trainer: shard_.second)
   p.optimizer = in.offload_optimizer ? 0 : p.optimizer_states;
   p.host_offload = in.offload_optimizer ? p.optimizer_states : 0;

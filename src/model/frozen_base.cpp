@@ -23,7 +23,11 @@ const char* base_dtype_name(BaseDtype d) {
 
 FrozenBase::FrozenBase(const LlamaConfig& cfg, const ParamTable& table, Backend& be,
                        BaseDtype dtype, bool double_quant, bool round_bf16, CommWorker* shard)
-    : cfg_(cfg), table_(table), be_(be), dtype_(dtype), double_quant_(double_quant),
+    : cfg_(cfg),
+      table_(table),
+      be_(be),
+      dtype_(dtype),
+      double_quant_(double_quant),
       round_bf16_(round_bf16) {
   const size_t L = table_.layers.size();
   LATHE_CHECK(L > 0, "a LoRA base needs at least one layer");
@@ -58,7 +62,12 @@ FrozenBase::FrozenBase(const LlamaConfig& cfg, const ParamTable& table, Backend&
   embed_ = DeviceBuffer<float>(be_, V * C);
   final_norm_ = DeviceBuffer<float>(be_, C);
   if (!cfg_.tie_word_embeddings) lm_head_ = DeviceBuffer<float>(be_, V * C);
-  if (dtype_ != BaseDtype::F32) scratch_ = DeviceBuffer<float>(be_, layer_span_);
+  // bf16 training reads a bf16 or NF4 layer as bf16 bits (a bf16 base's as stored); NF4
+  // expands to fp32 first, as does a base that fp32 products read.
+  bits_ = round_bf16_ && dtype_ != BaseDtype::F32;
+  if (dtype_ == BaseDtype::NF4 || (dtype_ == BaseDtype::BF16 && !bits_))
+    scratch_ = DeviceBuffer<float>(be_, layer_span_);
+  if (bits_) scratch16_ = DeviceBuffer<uint16_t>(be_, layer_span_);
 }
 
 bool FrozenBase::is_linear(const ParamEntry& e) const {
@@ -86,7 +95,8 @@ FrozenBase::Stored FrozenBase::empty_stored(size_t numel, size_t layer_offset) {
   s.codes = DeviceBuffer<uint8_t>(be_, (numel + 1) / 2);
   if (double_quant_) {
     s.absmax_q = DeviceBuffer<uint8_t>(be_, s.blocks);
-    s.lo_step = DeviceBuffer<float>(be_, 2 * ((s.blocks + size_t(kScaleGroup) - 1) / size_t(kScaleGroup)));
+    s.lo_step =
+        DeviceBuffer<float>(be_, 2 * ((s.blocks + size_t(kScaleGroup) - 1) / size_t(kScaleGroup)));
     absmax_scratch_.ensure(be_, s.blocks);
   } else {
     s.absmax = DeviceBuffer<float>(be_, s.blocks);
@@ -137,7 +147,8 @@ void FrozenBase::set(const ParamEntry& e, const float* values) {
   const int64_t l = layer_of(e.offset);
   const LayerOffsets& o = table_.layers[size_t(l)];
   const size_t rel = e.offset - o.ln1;
-  if (!is_linear(e)) return put(norms_[size_t(l)].get() + (e.offset == o.ln1 ? 0 : cfg_.hidden_size));
+  if (!is_linear(e))
+    return put(norms_[size_t(l)].get() + (e.offset == o.ln1 ? 0 : cfg_.hidden_size));
   if (!owns(l)) return;  // its owner keeps it
   if (dtype_ == BaseDtype::F32) return put(layer_f32_[size_t(l)].get() + rel);
 
@@ -199,7 +210,9 @@ LayerWeights FrozenBase::layer(int64_t l) {
   if (dtype_ != BaseDtype::F32 && scratch_layer_ != l) {
     for (const Stored& s : *stored) {
       float* dst = base + s.layer_offset;
-      if (dtype_ == BaseDtype::BF16) {
+      if (dtype_ == BaseDtype::BF16 && bits_) {
+        be_.copy(scratch16_.get() + s.layer_offset, s.bf16.get(), s.numel * 2);
+      } else if (dtype_ == BaseDtype::BF16) {
         be_.dequantize_bf16(dst, s.bf16.get(), s.numel);
       } else {
         const float* absmax = s.absmax.get();
@@ -209,12 +222,20 @@ LayerWeights FrozenBase::layer(int64_t l) {
           absmax = absmax_scratch_.get();
         }
         be_.dequantize_nf4(dst, s.codes.get(), absmax, s.numel, kNf4Block);
-        if (round_bf16_) be_.round_to_bf16(dst, s.numel);
+        if (bits_) {
+          const auto n = int64_t(s.numel);
+          be_.pack_bf16(scratch16_.get() + s.layer_offset, dst, 1, n, n);
+        } else if (round_bf16_) {
+          be_.round_to_bf16(dst, s.numel);
+        }
       }
     }
     scratch_layer_ = l;
   }
-  auto at = [&](size_t off) { return base + (off - o.ln1); };
+  auto at = [&](size_t off) -> Weight {
+    if (bits_) return Weight::bits(scratch16_.get() + (off - o.ln1));
+    return base + (off - o.ln1);
+  };
   return {norms, at(o.wqkv), at(o.wo), norms + cfg_.hidden_size, at(o.wgu), at(o.wd)};
 }
 

@@ -25,9 +25,9 @@ BaseDtype base_dtype_from_name(const std::string& name);  // fp32 | bf16 | nf4
 const char* base_dtype_name(BaseDtype d);
 
 struct FrozenBaseBytes {
-  size_t linear = 0;       // the blocks' linear weights (and their scales)
+  size_t linear = 0;  // the blocks' linear weights (and their scales)
   size_t linear_params = 0;
-  size_t other = 0;        // embedding, lm_head, norms (fp32)
+  size_t other = 0;  // embedding, lm_head, norms (fp32)
 };
 
 // full_shard / hybrid_shard with LoRA (`shard` set): the linear weights of layer l live on
@@ -48,18 +48,19 @@ class FrozenBase {
   void prefetch(int64_t l);
   // Stores one tensor of the table (fp32 host values).
   void set(const ParamEntry& e, const float* values);
-  // Layer l's weights as fp32: the stored copy (fp32) or the scratch, expanded on demand.
+  // Layer l's weights as products read them: the stored fp32 copy, or a scratch expanded
+  // on demand (fp32, or bf16 bits in bf16 training).
   LayerWeights layer(int64_t l);
   HeadWeights head() const;
   FrozenBaseBytes bytes() const;
   BaseDtype dtype() const { return dtype_; }
 
  private:
-  struct Stored {  // one linear weight in bf16 or NF4
+  struct Stored {                        // one linear weight in bf16 or NF4
     size_t numel = 0, layer_offset = 0;  // where it expands to inside the layer's slice
     DeviceBuffer<uint16_t> bf16;
     DeviceBuffer<uint8_t> codes;
-    DeviceBuffer<float> absmax;     // NF4 scales, or
+    DeviceBuffer<float> absmax;      // NF4 scales, or
     DeviceBuffer<uint8_t> absmax_q;  // their 8-bit codes (double quantization)
     DeviceBuffer<float> lo_step;
     size_t blocks = 0;
@@ -77,9 +78,11 @@ class FrozenBase {
   size_t layer_span_ = 0;  // floats from one layer's first tensor to the next layer's
   std::vector<DeviceBuffer<float>> norms_;      // per layer: ln1 | ln2
   std::vector<DeviceBuffer<float>> layer_f32_;  // F32: per-layer slices holding the linears
-  std::vector<std::vector<Stored>> stored_;  // per layer, bf16/NF4 linear weights
+  std::vector<std::vector<Stored>> stored_;     // per layer, bf16/NF4 linear weights
   DeviceBuffer<float> embed_, final_norm_, lm_head_;
+  bool bits_ = false;  // layer() gives bf16 bits (bf16 training on a bf16 or NF4 base)
   DeviceBuffer<float> scratch_, absmax_scratch_;
+  DeviceBuffer<uint16_t> scratch16_;
   int64_t scratch_layer_ = -1;
   CommWorker* worker_ = nullptr;
   int64_t rank_ = 0, world_ = 1;
