@@ -309,9 +309,12 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
                      + 2 * 4 * double(chunk) * double(C)  // rows_x_, rows_dx_
                      + 4 * double(chunk);                 // rows_targets_
   if (in.precision == Precision::BF16) {
-    // rounded_operand's copy of the residual gradient, and the bf16 packing of the largest
-    // product's operands (the lm_head and a logits chunk) where bf16 kernels run them.
-    other += 4 * double(M) * double(C) + 2 * double(V) * double(C) + 2 * double(chunk) * double(V);
+    // rounded_operand's copy of the residual gradient; where bf16 kernels run, the packed
+    // operands of the largest products (a logits chunk, an M x I activation) and, for a
+    // head kept in fp32 (frozen or gathered), the head packed once per pass.
+    const double I = double(c.intermediate_size);
+    other += 4 * double(M) * double(C) + 2 * double(chunk) * double(V) + 2 * double(M) * I;
+    if (in.lora || split_all) other += 2 * double(V) * double(C);
   }
   p.other_scratch = other;
   return p;
@@ -450,7 +453,7 @@ std::string plan_report(const LlamaConfig& c, const MemoryPlan& p, const Recomme
   auto b = [](double x) { return format_bytes(x); };
   row("Per process, device memory", "ZeRO formula", "lathe (engine)");
   row("  parameters: fp32 master", "(optimizer)", b(p.master));
-  row(std::string("  parameters: compute copy") + (bf16 ? " (bf16 values, fp32)" : ""),
+  row(std::string("  parameters: compute copy") + (bf16 ? " (bf16)" : ""),
       b(p.zero.params), bf16 ? b(p.compute_copy) : "-");
   if (in.lora) row("  frozen base (LoRA)", b(p.zero_frozen), b(p.frozen_base));
   if (p.shard_buffers > 0)
