@@ -1,6 +1,7 @@
 // Kernel lab: oneDNN's matmul primitive in f32 and in bf16 (bf16 inputs, f32 output) on
-// this CPU, for the product sizes of the 56M bench model. Shows why bf16 training here
-// multiplies bf16-valued operands with the f32 kernels (see docs/training.md).
+// this CPU, for the product sizes of the 56M bench model: whether bf16 kernels pay here
+// (AVX512_BF16 / AMX: about 2x fp32) or are emulated (slower than fp32); see
+// docs/training.md.
 //   build/bench_matmul_dtypes
 #include <oneapi/dnnl/dnnl.hpp>
 

@@ -665,7 +665,7 @@ void LlamaModel::layer_backward(int64_t l, LayerActs& a, const float* x_in, floa
 // only computes the loss (evaluation), still chunked.
 double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* dxf) {
   const int64_t M = b.B * b.T, C = cfg_.hidden_size, V = cfg_.vocab_size;
-  const Weight W = head_weights().lm_head;
+  Weight W = head_weights().lm_head;
   // The head's gradient: null with a frozen base; its own buffer under full_shard.
   float* dW = sharded_       ? head_grad_lm_.get()
               : grads_.get() ? grads_.get() + table_.lm_head
@@ -683,11 +683,16 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
   // Every chunk multiplies by W twice: with bf16 kernels it is packed to bf16 once here
   // rather than by each product (a 16M-element pass each for a 32K × 512 head).
   // (A full model's bf16 weights already are; a frozen or gathered fp32 head is not.)
+  // On fp32 kernels a bf16-stored head is widened once here, for the same reason.
   const uint16_t* W16 = W.bf16;
   if (!W16 && precision_ == Precision::BF16 && be_.bf16_kernels()) {
     head_bf16_.ensure(be_, size_t(V * C));
     be_.pack_bf16(head_bf16_.get(), W.f32, V, C, C);
     W16 = head_bf16_.get();
+  } else if (W16 && !be_.bf16_kernels()) {
+    head_f32_.ensure(be_, size_t(V * C));
+    be_.dequantize_bf16(head_f32_.get(), W16, size_t(V * C));
+    W.f32 = head_f32_.get();
   }
   double loss = 0;
   for (int64_t r0 = 0; r0 < int64_t(rows.size()); r0 += chunk) {

@@ -267,6 +267,7 @@ class LlamaModel {
   DeviceBuffer<float> dx_, dxn_, dh_, dgu_, datt_, dqkv_, logits_chunk_, rows_x_, rows_dx_;
   DeviceBuffer<float> dy_;            // rounded_operand's copy
   DeviceBuffer<uint16_t> head_bf16_;  // the lm_head as bf16 bits, for bf16 kernels
+  DeviceBuffer<float> head_f32_;      // a bf16-stored lm_head widened, for fp32 kernels
   DeviceBuffer<int32_t> ids_, targets_, positions_, doc_start_, rows_targets_;
   DeviceBuffer<float> rope_;  // [T, D] cos | sin
   int64_t rope_len_ = 0;
