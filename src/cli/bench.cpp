@@ -158,7 +158,8 @@ Action add_bench(CLI::App& app) {
   cmd->add_option("--save-model", o->save_model,
                   "write the randomly initialised model to this HF folder and exit");
   cmd->add_flag("--profile", o->profile, "print the time spent in each op (all steps)");
-  cmd->add_flag("--peak", o->peak, "only measure the matrix-product peak (GFLOP/s)");
+  cmd->add_flag("--peak", o->peak,
+                "only measure the matrix-product peaks (GFLOP/s, fp32 and bf16 products)");
   cmd->add_option("--peft", o->peft, "none, lora (frozen base in the precision) or qlora (NF4 base)")
       ->check(CLI::IsMember({"none", "lora", "qlora"}))
       ->capture_default_str();
