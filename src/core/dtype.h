@@ -15,9 +15,12 @@ inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
 // The names safetensors uses in its header.
 inline const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::BF16: return "BF16";
-    case DType::F16: return "F16";
+    case DType::F32:
+      return "F32";
+    case DType::BF16:
+      return "BF16";
+    case DType::F16:
+      return "F16";
   }
   return "?";
 }
@@ -35,12 +38,13 @@ inline float bf16_to_f32(uint16_t b) {
   return f;
 }
 
+// Round to nearest even; a NaN stays a (quiet) NaN. Written without a branch so that the
+// kernels' loops that call it vectorize.
 inline uint16_t f32_to_bf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  return uint16_t(nan ? (u | 0x00400000u) >> 16 : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
 float f16_to_f32(uint16_t h);

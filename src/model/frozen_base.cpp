@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "dist/comm_worker.h"
 #include "model/llama.h"
@@ -156,14 +157,8 @@ void FrozenBase::set(const ParamEntry& e, const float* values) {
   s.numel = e.numel;
   s.layer_offset = rel;
   if (dtype_ == BaseDtype::BF16) {
-    std::vector<uint16_t> bits(e.numel);
-    for (size_t i = 0; i < e.numel; ++i) {
-      float x = values[i];
-      uint32_t u;
-      std::memcpy(&u, &x, 4);
-      u = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;  // round to nearest even
-      bits[i] = uint16_t(u);
-    }
+    std::vector<uint16_t> bits(e.numel);  // on the host: `values` are host memory
+    for (size_t i = 0; i < e.numel; ++i) bits[i] = f32_to_bf16(values[i]);
     s.bf16 = DeviceBuffer<uint16_t>(be_, e.numel);
     be_.copy(s.bf16.get(), bits.data(), e.numel * 2);
   } else {

@@ -32,16 +32,10 @@ LATHE_HOT void adamw_loop(float* __restrict p, const float* __restrict g, float*
     v[i] = vi;
     const float pi = p[i] * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
     p[i] = pi;
-    if constexpr (kRounded || kBits) {  // f32_to_bf16, without its branch
-      uint32_t u;
-      std::memcpy(&u, &pi, 4);
-      const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-      const uint32_t hi = nan ? (u | 0x00400000u) >> 16 : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-      if constexpr (kRounded) {
-        const uint32_t r = hi << 16;
-        std::memcpy(&rounded[i], &r, 4);
-      }
-      if constexpr (kBits) bits[i] = uint16_t(hi);
+    if constexpr (kRounded || kBits) {
+      const uint16_t b = f32_to_bf16(pi);
+      if constexpr (kRounded) rounded[i] = bf16_to_f32(b);
+      if constexpr (kBits) bits[i] = b;
     }
   }
 }

@@ -4,37 +4,22 @@
 #include <cstring>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/cpu/hot.h"
 
 namespace lathe::cpu {
 
 LATHE_HOT void round_to_bf16(float* x, size_t n) {
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t u;
-    std::memcpy(&u, &x[i], 4);
-    // Round to nearest even on the upper 16 bits; NaN stays NaN (mantissa kept non-zero).
-    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-    u = nan ? (u | 0x00400000u) & 0xffff0000u : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    std::memcpy(&x[i], &u, 4);
-  }
+#pragma omp parallel for simd schedule(static)
+  for (size_t i = 0; i < n; ++i) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
 }
-
-namespace {
-inline uint16_t bf16_bits_rne(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
-  return uint16_t(nan ? (u | 0x00400000u) >> 16 : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-}  // namespace
 
 LATHE_HOT void pack_bf16(uint16_t* __restrict out, const float* __restrict in, int64_t rows,
                          int64_t cols, int64_t ld) {
   if (ld == cols) {  // dense: one flat pass, split over threads whatever the shape
     const int64_t n = rows * cols;
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) out[i] = bf16_bits_rne(in[i]);
+    for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
     return;
   }
 #pragma omp parallel for schedule(static)
@@ -42,7 +27,7 @@ LATHE_HOT void pack_bf16(uint16_t* __restrict out, const float* __restrict in, i
     const float* src = in + r * ld;
     uint16_t* dst = out + r * cols;
 #pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) dst[c] = bf16_bits_rne(src[c]);
+    for (int64_t c = 0; c < cols; ++c) dst[c] = f32_to_bf16(src[c]);
   }
 }
 
