@@ -55,7 +55,8 @@ int run_bench(const BenchOptions& o) {
                         {"matmul_peak_gflops", fp32},
                         {"matmul_peak_gflops_bf16", bf16},
                         {"bf16_kernels", be->bf16_kernels()},
-                        {"saved_to", matmul_peak_cache_path(*be, "fp32")}};
+                        {"saved_to", matmul_peak_cache_path(*be, "fp32")},
+                        {"saved_to_bf16", matmul_peak_cache_path(*be, "bf16")}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
@@ -74,7 +75,8 @@ int run_bench(const BenchOptions& o) {
   model.init_random(1);
   if (!o.save_model.empty()) {
     // A randomly initialised HF folder of this shape, for start-up and peer measurements.
-    export_hf_model(model, o.save_model, model.precision() == Precision::BF16 ? DType::BF16 : DType::F32, "");
+    export_hf_model(model, o.save_model,
+                    model.precision() == Precision::BF16 ? DType::BF16 : DType::F32, "");
     std::fprintf(stderr, "saved %s\n", o.save_model.c_str());
     return 0;
   }
@@ -111,7 +113,7 @@ int run_bench(const BenchOptions& o) {
   const double step_time = times[times.size() / 2];
   const double tokens = double(b.B * b.T);
   const double flops = (adapter ? lora_train_flops_per_token(cfg, b.T, model.trainable().n)
-                                 : train_flops_per_token(cfg, b.T)) *
+                                : train_flops_per_token(cfg, b.T)) *
                        tokens;
   nlohmann::json j = {{"engine", "lathe"},
                       {"precision", o.precision},
@@ -145,7 +147,8 @@ int run_bench(const BenchOptions& o) {
 }  // namespace
 
 Action add_bench(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "Measure training tokens/s, MFU and memory on this machine");
+  auto* cmd =
+      app.add_subcommand("bench", "Measure training tokens/s, MFU and memory on this machine");
   auto o = std::make_shared<BenchOptions>();
   cmd->add_option("--model-config", o->model_config, "HF config.json of the model shape");
   cmd->add_option("--batch", o->batch, "micro-batch size")->capture_default_str();
@@ -160,7 +163,8 @@ Action add_bench(CLI::App& app) {
   cmd->add_flag("--profile", o->profile, "print the time spent in each op (all steps)");
   cmd->add_flag("--peak", o->peak,
                 "only measure the matrix-product peaks (GFLOP/s, fp32 and bf16 products)");
-  cmd->add_option("--peft", o->peft, "none, lora (frozen base in the precision) or qlora (NF4 base)")
+  cmd->add_option("--peft", o->peft,
+                  "none, lora (frozen base in the precision) or qlora (NF4 base)")
       ->check(CLI::IsMember({"none", "lora", "qlora"}))
       ->capture_default_str();
   cmd->add_option("--lora-r", o->lora_r, "LoRA rank (alpha = 2r)")->capture_default_str();

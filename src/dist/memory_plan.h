@@ -6,8 +6,9 @@
 //     and 5: 2Ψ bf16 parameters + 2Ψ bf16 gradients + KΨ optimizer states with K = 12 for
 //     the fp32 master copy, m and v), the usual baseline;
 //   - lathe's own layout, counted from the code: fp32 master parameters and fp32
-//     gradients, a bf16 compute copy in bf16 runs, AdamW m and v in fp32, the frozen base of LoRA/QLoRA as stored, and the
-//     activation buffers of LlamaModel::ensure_buffers / head_loss_and_grad.
+//     gradients, a bf16 compute copy in bf16 runs, AdamW m and v in fp32, the frozen base
+//     of LoRA/QLoRA as stored, and the activation buffers of LlamaModel::ensure_buffers /
+//     head_loss_and_grad.
 // Sharding divides what each strategy shards: zero1 the optimizer state, zero2 also the
 // gradients, full_shard (zero3) also the parameters; hybrid_shard does full_shard within
 // groups of dist.shard_group_size processes and replicates across groups.

@@ -65,10 +65,9 @@ FrozenBase::FrozenBase(const LlamaConfig& cfg, const ParamTable& table, Backend&
   if (!cfg_.tie_word_embeddings) lm_head_ = DeviceBuffer<float>(be_, V * C);
   // bf16 training reads a bf16 or NF4 layer as bf16 bits (a bf16 base's as stored); NF4
   // expands to fp32 first, as does a base that fp32 products read.
-  bits_ = round_bf16_ && dtype_ != BaseDtype::F32;
-  if (dtype_ == BaseDtype::NF4 || (dtype_ == BaseDtype::BF16 && !bits_))
+  if (dtype_ == BaseDtype::NF4 || (dtype_ == BaseDtype::BF16 && !bits()))
     scratch_ = DeviceBuffer<float>(be_, layer_span_);
-  if (bits_) scratch16_ = DeviceBuffer<uint16_t>(be_, layer_span_);
+  if (bits()) scratch16_ = DeviceBuffer<uint16_t>(be_, layer_span_);
 }
 
 bool FrozenBase::is_linear(const ParamEntry& e) const {
@@ -205,7 +204,7 @@ LayerWeights FrozenBase::layer(int64_t l) {
   if (dtype_ != BaseDtype::F32 && scratch_layer_ != l) {
     for (const Stored& s : *stored) {
       float* dst = base + s.layer_offset;
-      if (dtype_ == BaseDtype::BF16 && bits_) {
+      if (dtype_ == BaseDtype::BF16 && bits()) {
         be_.copy(scratch16_.get() + s.layer_offset, s.bf16.get(), s.numel * 2);
       } else if (dtype_ == BaseDtype::BF16) {
         be_.dequantize_bf16(dst, s.bf16.get(), s.numel);
@@ -217,7 +216,7 @@ LayerWeights FrozenBase::layer(int64_t l) {
           absmax = absmax_scratch_.get();
         }
         be_.dequantize_nf4(dst, s.codes.get(), absmax, s.numel, kNf4Block);
-        if (bits_) {
+        if (bits()) {
           const auto n = int64_t(s.numel);
           be_.pack_bf16(scratch16_.get() + s.layer_offset, dst, 1, n, n);
         } else if (round_bf16_) {
@@ -228,7 +227,7 @@ LayerWeights FrozenBase::layer(int64_t l) {
     scratch_layer_ = l;
   }
   auto at = [&](size_t off) -> Weight {
-    if (bits_) return Weight::bits(scratch16_.get() + (off - o.ln1));
+    if (bits()) return Weight::bits(scratch16_.get() + (off - o.ln1));
     return base + (off - o.ln1);
   };
   return {norms, at(o.wqkv), at(o.wo), norms + cfg_.hidden_size, at(o.wgu), at(o.wd)};

@@ -69,6 +69,8 @@ class FrozenBase {
   int64_t layer_of(size_t offset) const;
   bool owns(int64_t l) const { return !worker_ || l % world_ == rank_; }
   Stored empty_stored(size_t numel, size_t layer_offset);
+  // layer() gives bf16 bits: bf16 training on a bf16 or NF4 base.
+  bool bits() const { return round_bf16_ && dtype_ != BaseDtype::F32; }
 
   LlamaConfig cfg_;
   const ParamTable& table_;
@@ -80,7 +82,6 @@ class FrozenBase {
   std::vector<DeviceBuffer<float>> layer_f32_;  // F32: per-layer slices holding the linears
   std::vector<std::vector<Stored>> stored_;     // per layer, bf16/NF4 linear weights
   DeviceBuffer<float> embed_, final_norm_, lm_head_;
-  bool bits_ = false;  // layer() gives bf16 bits (bf16 training on a bf16 or NF4 base)
   DeviceBuffer<float> scratch_, absmax_scratch_;
   DeviceBuffer<uint16_t> scratch16_;
   int64_t scratch_layer_ = -1;

@@ -1,6 +1,5 @@
 #include "backend/cpu/onednn_matmul.h"
 
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -22,23 +21,6 @@ bool cpu_has_bf16_dot_products() {
   const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
   return (isa & bf16) == bf16;  // the ISA values are nested bit sets
 }
-
-// Growable 64-byte-aligned scratch for packed bf16 operands. One per thread: products may
-// be issued from more than one thread.
-struct Bf16Scratch {
-  uint16_t* p = nullptr;
-  size_t cap = 0;
-  ~Bf16Scratch() { std::free(p); }
-  uint16_t* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      cap = (n + 31) / 32 * 32;
-      p = static_cast<uint16_t*>(std::aligned_alloc(64, cap * 2));
-      if (!p) fail("out of host memory for a bf16 operand of ", n, " elements");
-    }
-    return p;
-  }
-};
 
 }  // namespace
 
@@ -116,17 +98,18 @@ void OnednnMatmul::run(const MatmulArgs& args) {
   if (impl_->use_bf16(a)) {
     // The operands already hold bf16 values; packing them costs about 1% of the product
     // (it reads each element once, the product reads it N or M times).
-    thread_local Bf16Scratch sa, sb;
+    // One scratch per thread: products may be issued from more than one thread.
+    thread_local std::vector<uint16_t> sa, sb;
     const int64_t ra = a.trans_a ? a.K : a.M, ca = a.trans_a ? a.M : a.K;
-    uint16_t* pa = sa.get(size_t(ra * ca));
-    cpu::pack_bf16(pa, a.A, ra, ca, a.lda);
-    A = pa;
+    sa.resize(size_t(ra * ca));
+    cpu::pack_bf16(sa.data(), a.A, ra, ca, a.lda);
+    A = sa.data();
     if (a.B_bf16) {
       B = const_cast<uint16_t*>(a.B_bf16);
     } else {
-      uint16_t* pb = sb.get(size_t(rb * cb));
-      cpu::pack_bf16(pb, a.B, rb, cb, a.ldb);
-      B = pb;
+      sb.resize(size_t(rb * cb));
+      cpu::pack_bf16(sb.data(), a.B, rb, cb, a.ldb);
+      B = sb.data();
     }
   }
   dnnl::memory src(e.pd.src_desc(), impl_->engine, A);

@@ -1,7 +1,6 @@
 #include "kernels/cpu/adamw.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "core/dtype.h"
 #include "kernels/cpu/hot.h"
