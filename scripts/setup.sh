@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs every Debian package lathe needs to build, test and benchmark (Debian 12).
-# Safe to re-run: does nothing when everything is already installed.
+# Installs the Debian 12 packages lathe needs. Safe to re-run: does nothing when they are
+# present.
+#   bash scripts/setup.sh          what building and running lathe needs (the quickstart)
+#   bash scripts/setup.sh --test   that, plus what the test suite and benchmarks need
 set -euo pipefail
 
 packages=(
@@ -8,15 +10,24 @@ packages=(
   libdnnl-dev            # oneDNN: CPU matrix products
   ocl-icd-opencl-dev     # oneDNN's CMake package requires OpenCL (its GPU runtime); only a Recommends
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libopenmpi-dev openmpi-bin iproute2   # processes and machines: data-parallel training over MPI
+  libopenmpi-dev openmpi-bin   # processes and machines: data-parallel training over MPI
+)
+test_packages=(
   libgtest-dev           # unit tests
+  iproute2               # tests/dist/two_hosts.sh: two network namespaces
   slurmctld slurmd slurm-client munge   # tests/dist/local_slurm.sh runs the sbatch script on a one-node Slurm
   python3 python3-torch python3-numpy   # the independent PyTorch reference and the bench peer
   python3-sentencepiece python3-regex python3-nltk  # independent tokenizer and metric references for the tests
   libopenblas0-pthread   # an optimized BLAS for the PyTorch peer (Debian's torch uses libblas.so.3)
   clang-format
   time                   # per-process peak RSS in bench/dist_bench.sh
+  dpkg-dev file          # the .deb that CPack builds (dpkg-shlibdeps), checked by the tests
 )
+case "${1:-}" in
+  --test) packages+=("${test_packages[@]}") ;;
+  "") ;;
+  *) echo "usage: setup.sh [--test]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -2,7 +2,7 @@
 # Installs dependencies, builds with warnings as errors, and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 bash scripts/build.sh -DLATHE_WERROR=ON -DLATHE_TESTS=ON
 # The CUDA backend must keep compiling even where no GPU can run it.
 if [ -x /usr/local/cuda/bin/nvcc ]; then

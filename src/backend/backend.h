@@ -140,13 +140,4 @@ int cuda_device_count();  // 0 when there is no usable GPU or driver
 // Wraps a backend, timing every call; prints the totals per op when destroyed.
 std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner);
 
-// Measured matrix-product peak (GFLOP/s) of this backend for square-ish products that
-// dominate Llama training, in the given precision ("fp32" or "bf16": bf16 operands, on
-// bf16 kernels where the backend has them).
-double measure_matmul_peak_gflops(Backend& be, const std::string& precision);
-// The same, remembered per machine and thread count in the user's cache folder
-// ($XDG_CACHE_HOME/lathe or ~/.cache/lathe); remeasure = true refreshes it.
-double matmul_peak_gflops_cached(Backend& be, const std::string& precision, bool remeasure);
-std::string matmul_peak_cache_path(const Backend& be, const std::string& precision);
-
 }  // namespace lathe

@@ -8,7 +8,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"lathe: fine-tune Llama-family models natively (no Python in the loop)", "lathe"};
-  app.set_version_flag("--version", "lathe 0.1.0");
+  app.set_version_flag("--version", [] { return lathe::cli::version_text(); });
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, lathe::cli::Action>> verbs;
   auto add = [&](lathe::cli::Action (*f)(CLI::App&)) {

@@ -1,6 +1,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace lathe::cli {
 
@@ -17,5 +18,8 @@ Action add_eval(CLI::App& app);
 Action add_plan(CLI::App& app);
 Action add_launch(CLI::App& app);
 Action add_job(CLI::App& app);
+
+// What `lathe --version` prints: version, commit, CPU kernels and backends found.
+std::string version_text();
 
 }  // namespace lathe::cli

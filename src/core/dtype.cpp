@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include "core/cpu_isa.h"
+
 #include <immintrin.h>
 
 namespace lathe {
@@ -125,10 +127,7 @@ __attribute__((target("avx512f,avx512bw"))) void bf16_to_f32_avx512(const uint16
 
 #pragma GCC diagnostic pop
 
-bool have_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  return yes;
-}
+bool have_avx512() { return cpu_isa() == CpuIsa::Avx512; }
 
 }  // namespace
 

@@ -248,7 +248,13 @@ std::string slurm_script(const JobSpec& spec) {
     << "while kill -0 \"$srun_pid\" 2>/dev/null; do\n"
     << "  status=0\n"
     << "  wait \"$srun_pid\" || status=$?\n"
-    << "done\n";
+    << "done\n"
+    << "# srun may have exited between the interrupted wait (status 128+15) and the test above;\n"
+    << "# bash keeps an exited child's status for the next wait.\n"
+    << "if [ \"$requeue\" = 1 ] && [ \"$status\" -gt 128 ]; then\n"
+    << "  status=0\n"
+    << "  wait \"$srun_pid\" || status=$?\n"
+    << "fi\n";
   if (!spec.output_dir.empty())
     s << "# A stop that came after the last step, while the final model was being written, "
          "leaves\n"

@@ -309,12 +309,22 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
                      + 2 * 4 * double(chunk) * double(C)  // rows_x_, rows_dx_
                      + 4 * double(chunk);                 // rows_targets_
   if (in.precision == Precision::BF16) {
-    // rounded_operand's copy of the residual gradient; where bf16 kernels run, the packed
-    // operands of the largest products (a logits chunk, an M x I activation) and, for a
-    // head kept in fp32 (frozen or gathered), the head packed once per pass.
     const double I = double(c.intermediate_size);
-    other += 4 * double(M) * double(C) + 2 * double(chunk) * double(V) + 2 * double(M) * I;
-    if (in.lora || split_all) other += 2 * double(V) * double(C);
+    other += 4 * double(M) * double(C);  // rounded_operand's copy of the residual gradient
+    if (in.bf16_kernels) {
+      // The packed operands of the largest products (a logits chunk, an M x I activation)
+      // and, for a head kept in fp32 (frozen or gathered), the head packed once per pass.
+      other += 2 * double(chunk) * double(V) + 2 * double(M) * I;
+      if (in.lora || split_all) other += 2 * double(V) * double(C);
+    } else {
+      // fp32 kernels widen weights stored only as bf16 bits: a full model's head once per
+      // pass (head_f32_), and each layer product's weight into one fp32 copy (OnednnMatmul),
+      // the largest being gate|up [2I, C]. Gathered full_shard layers and an fp32 frozen
+      // base are fp32 already.
+      if (!in.lora && !split_all) other += 4 * double(V) * double(C);
+      const bool layer_bits = in.lora ? in.base_dtype != BaseDtype::F32 : !split_all;
+      if (layer_bits) other += 4 * 2 * I * double(C);
+    }
   }
   p.other_scratch = other;
   return p;
@@ -453,8 +463,8 @@ std::string plan_report(const LlamaConfig& c, const MemoryPlan& p, const Recomme
   auto b = [](double x) { return format_bytes(x); };
   row("Per process, device memory", "ZeRO formula", "lathe (engine)");
   row("  parameters: fp32 master", "(optimizer)", b(p.master));
-  row(std::string("  parameters: compute copy") + (bf16 ? " (bf16)" : ""),
-      b(p.zero.params), bf16 ? b(p.compute_copy) : "-");
+  row(std::string("  parameters: compute copy") + (bf16 ? " (bf16)" : ""), b(p.zero.params),
+      bf16 ? b(p.compute_copy) : "-");
   if (in.lora) row("  frozen base (LoRA)", b(p.zero_frozen), b(p.frozen_base));
   if (p.shard_buffers > 0)
     row(shards_params(in.strategy) ? "  gathered unit (largest layer or embedding)"

@@ -53,6 +53,10 @@ struct PlanInput {
   int64_t procs_per_node = 0;      // 0 = min(world_size, 8)
   bool offload_optimizer = false;  // AdamW m and v live in host memory
   int64_t save_bytes = 2;          // bytes per parameter of the exported model
+  // Whether bf16 products run on bf16 kernels (GPUs; CPUs with AVX512_BF16 or AMX) or on
+  // fp32 ones (AVX2, AVX-512 without BF16): each has its own scratch. `lathe plan` plans
+  // for bf16 kernels; a plan for this machine's CPU asks its backend.
+  bool bf16_kernels = true;
 };
 
 // PlanInput from a run config (train.*, data.seq_len, peft.*, dist.*, output.save_dtype),

@@ -3,29 +3,31 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <thread>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
 
+#include "backend/peak.h"
+#include "core/cpu_isa.h"
 #include "core/error.h"
 #include "data/batcher.h"
+#include "dist/communicator.h"
+#include "eval/evaluator.h"
 #include "io/hf_export.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
+#include "model/param_table.h"
+#include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
-#include "model/param_table.h"
 #include "train/model_loader.h"
-#include "dist/communicator.h"
-#include "eval/evaluator.h"
-#include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -33,7 +35,6 @@ namespace lathe {
 namespace {
 
 std::atomic<bool> g_stop{false};
-
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
@@ -90,9 +91,41 @@ void Trainer::request_stop() { g_stop = true; }
 
 Trainer::~Trainer() = default;
 
+namespace {
+
+// CPU threads for this process. Processes on one machine share its cores: by default
+// each takes cores / processes. Asked for more than that (train.threads or
+// OMP_NUM_THREADS times the local processes above the cores), threads are capped at the
+// fair share with a message: 2 processes × 2 threads on 2 cores ran a step 2.35× slower
+// than 2 × 1 (3 min 8 s against 1 min 20 s for the same run), as each process's
+// OpenMP barriers wait on threads the other process has descheduled.
+int threads_per_process(int requested, int local_processes, bool report) {
+  const int cores = usable_cpu_count();
+  const int share = std::max(1, cores / std::max(1, local_processes));
+  int want = requested;
+  const char* omp = std::getenv("OMP_NUM_THREADS");
+  const char* source = "train.threads";
+  if (want == 0 && omp && std::atoi(omp) > 0) want = std::atoi(omp), source = "OMP_NUM_THREADS";
+  if (want == 0) return local_processes > 1 ? share : 0;  // 0: all cores
+  if (int64_t(want) * local_processes > cores) {
+    if (report)
+      std::fprintf(stderr,
+                   "warning: %s=%d x %d processes on this machine = %d threads on %d cores; "
+                   "using %d thread%s per process (oversubscribed cores slow every step)\n",
+                   source, want, local_processes, want * local_processes, cores, share,
+                   share == 1 ? "" : "s");
+    return share;
+  }
+  return want;
+}
+
+}  // namespace
+
 Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
-  LATHE_CHECK(!cfg_.model.path.empty(), "model.path is not set: give the HF model folder, e.g. model.path=path/to/model");
-  LATHE_CHECK(!cfg_.data.train.empty(), "data.train is not set: give a jsonl file, e.g. data.train=train.jsonl");
+  LATHE_CHECK(!cfg_.model.path.empty(),
+              "model.path is not set: give the HF model folder, e.g. model.path=path/to/model");
+  LATHE_CHECK(!cfg_.data.train.empty(),
+              "data.train is not set: give a jsonl file, e.g. data.train=train.jsonl");
   comm_ = make_communicator(cfg_.dist.timeout);
   strategy_ = shard_strategy_from_name(cfg_.dist.strategy);
   const bool shards_params =
@@ -103,20 +136,19 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   update_strategy_ = shards_params && lora ? ShardStrategy::Zero2 : strategy_;
   // Processes sharing a machine share its cores, unless told otherwise (train.threads,
   // OMP_NUM_THREADS): each would otherwise start a thread per core.
-  int threads = int(cfg_.train.threads);
-  const int local = local_process_count();
-  if (threads == 0 && local > 1 && !std::getenv("OMP_NUM_THREADS"))
-    threads = std::max(1, int(std::thread::hardware_concurrency()) / local);
-  be_ = make_cpu_backend(threads);
+  be_ = make_cpu_backend(
+      threads_per_process(int(cfg_.train.threads), local_process_count(), comm_->rank() == 0));
 
   const std::string config_path = (fs::path(cfg_.model.path) / "config.json").string();
   LlamaConfig mc = llama_config_from_json_file(config_path);
   if (!cfg_.model.special_tokens.empty()) {
     tokenizer_ = Tokenizer::load(cfg_.model.path);
-    const std::vector<int32_t> ids = tokenizer_->add_special_tokens(read_special_tokens(cfg_.model.special_tokens));
+    const std::vector<int32_t> ids =
+        tokenizer_->add_special_tokens(read_special_tokens(cfg_.model.special_tokens));
     // The embedding grows to cover every new id (a vocabulary may already have spare rows).
     mc.vocab_size = std::max<int64_t>(mc.vocab_size, tokenizer_->vocab_size());
-    std::fprintf(stderr, "special tokens: %zu requested, vocabulary now %d tokens, model rows %lld\n",
+    std::fprintf(stderr,
+                 "special tokens: %zu requested, vocabulary now %d tokens, model rows %lld\n",
                  ids.size(), tokenizer_->vocab_size(), static_cast<long long>(mc.vocab_size));
   }
   model_config_json_ = llama_config_to_json_text(mc, mc.torch_dtype);
@@ -127,7 +159,8 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   if (shards_params && comm_->size() > 1) {
     int group = comm_->size();
     if (strategy_ == ShardStrategy::HybridShard) {
-      group = cfg_.dist.shard_group_size > 0 ? int(cfg_.dist.shard_group_size) : local_process_count();
+      group =
+          cfg_.dist.shard_group_size > 0 ? int(cfg_.dist.shard_group_size) : local_process_count();
       LATHE_CHECK(group >= 1 && comm_->size() % group == 0, "dist.shard_group_size=", group,
                   " must divide the ", comm_->size(), " processes");
     }
@@ -158,7 +191,8 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
                  static_cast<long long>(d.stats.dropped),
                  static_cast<long long>(d.stats.skipped_bad), d.seconds,
                  d.cache_path.empty() ? "" : (d.cache_hit ? " (cached)" : " (tokenized, cached)"));
-    if (!d.stats.first_bad.empty()) std::fprintf(stderr, "  first skipped row: %s\n", d.stats.first_bad.c_str());
+    if (!d.stats.first_bad.empty())
+      std::fprintf(stderr, "  first skipped row: %s\n", d.stats.first_bad.c_str());
   };
   LoadedRows train = load_rows(cfg_, cfg_.data.train, mc.vocab_size, tokenizer_.get());
   report("train data", train);
@@ -181,7 +215,8 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     bool produced = false;
     for (const std::string& m : cfg_.eval.metrics)
       produced |= logged_metric_name(m) == key || (m == "rouge" && key.rfind("rouge", 0) == 0);
-    LATHE_CHECK(produced, "output.keep_best=", cfg_.output.keep_best, " is not among the metrics "
+    LATHE_CHECK(produced, "output.keep_best=", cfg_.output.keep_best,
+                " is not among the metrics "
                 "eval.metrics computes; add it there, e.g. eval.metrics=[loss, exact_match]");
   }
 
@@ -199,11 +234,13 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     epoch_rows += len > 0;
   }
   const int64_t rows_per_step = cfg_.train.batch_size * cfg_.train.grad_accum * comm_->size();
-  const int64_t steps_per_epoch = std::max<int64_t>(1, (epoch_rows + rows_per_step - 1) / rows_per_step);
-  total_steps_ = cfg_.train.max_steps > 0
-                     ? cfg_.train.max_steps
-                     : std::max<int64_t>(1, int64_t(std::ceil(cfg_.train.epochs * double(epoch_rows) /
-                                                             double(rows_per_step))));
+  const int64_t steps_per_epoch =
+      std::max<int64_t>(1, (epoch_rows + rows_per_step - 1) / rows_per_step);
+  total_steps_ =
+      cfg_.train.max_steps > 0
+          ? cfg_.train.max_steps
+          : std::max<int64_t>(1, int64_t(std::ceil(cfg_.train.epochs * double(epoch_rows) /
+                                                   double(rows_per_step))));
   schedule_ = {cfg_.train.schedule, cfg_.train.warmup_steps, total_steps_, steps_per_epoch,
                cfg_.train.gamma};
 
@@ -242,11 +279,12 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
       std::fprintf(stderr, "resumed from %s (step %lld)\n", latest->c_str(),
                    static_cast<long long>(step_));
     } else {
-      std::fprintf(stderr, "train.resume=true but %s/checkpoints has no checkpoint: starting from step 0\n",
+      std::fprintf(stderr,
+                   "train.resume=true but %s/checkpoints has no checkpoint: starting from step 0\n",
                    cfg_.output.dir.c_str());
     }
   }
-  peak_gflops_ = matmul_peak_gflops_cached(*be_, cfg_.train.precision, false);
+  peak_ = lathe::matmul_peak(*be_, cfg_.train.precision, /*remeasure=*/false);
 }
 
 Trainer::CommTotals Trainer::comm_totals() const {
@@ -312,7 +350,8 @@ StepMetrics Trainer::step() {
 
   comm_->allreduce_sum(&loss_sum, 1);
   const double lr = cfg_.train.lr * lr_multiplier(schedule_, step_);
-  const double grad_norm = comm_->size() > 1 ? data_parallel_update(lr) : optimizer_->step(*model_, lr, step_ + 1);
+  const double grad_norm =
+      comm_->size() > 1 ? data_parallel_update(lr) : optimizer_->step(*model_, lr, step_ + 1);
   ++step_;
 
   StepMetrics m;
@@ -328,11 +367,25 @@ StepMetrics Trainer::step() {
   m.comm_s = comm1.blocked_s - comm0.blocked_s;
   m.comm_thread_s = comm1.thread_s - comm0.thread_s;
   m.tokens_per_s = double(tokens) / m.step_time_s;
-  const double flops = train_flops_per_token(model_->config(), cfg_.data.seq_len) * double(tokens);
+  // LoRA computes no weight gradients of the frozen base: 4·N_matmul, not 6·N_matmul.
+  const double per_token =
+      cfg_.peft.method != "none"
+          ? lora_train_flops_per_token(model_->config(), cfg_.data.seq_len, model_->trainable().n)
+          : train_flops_per_token(model_->config(), cfg_.data.seq_len);
   // tokens are every process's; so is the peak: each process measured its own.
-  m.mfu = peak_gflops_ > 0
-              ? flops / m.step_time_s / (peak_gflops_ * 1e9 * double(comm_->size()))
-              : 0.0;
+  const double achieved_gflops =
+      per_token * double(tokens) / m.step_time_s / double(comm_->size()) / 1e9;
+  if (peak_.gflops > 0 && achieved_gflops > peak_.gflops) {
+    // Faster than the peak: the cached peak was measured low (a loaded machine, a cold
+    // start). Re-measure; MFU is then against max(cached, re-measured, achieved) <= 1.
+    peak_ = raise_matmul_peak(*be_, cfg_.train.precision, peak_, achieved_gflops);
+    if (comm_->rank() == 0)
+      std::fprintf(stderr,
+                   "\nstep %lld ran at %.0f GFLOP/s, above the matrix-product peak: "
+                   "re-measured, MFU is now against %s\n",
+                   static_cast<long long>(step_), achieved_gflops, peak_.describe().c_str());
+  }
+  m.mfu = peak_.gflops > 0 ? achieved_gflops / peak_.gflops : 0.0;
   return m;
 }
 
@@ -349,7 +402,8 @@ void Trainer::reduce_when_ready(size_t lo, size_t hi) {
   const auto p = split_ranges(shard_ranges(t.n, comm_->size()), lo, hi);
   const auto& mine = p[size_t(comm_->rank())];
   float* out = grad_shard_.get() + (lo + mine.first - shard_.first);
-  worker_->submit([g = t.grads, lo, out, p](Communicator& c) { c.reduce_scatter_sum(g + lo, out, p); });
+  worker_->submit(
+      [g = t.grads, lo, out, p](Communicator& c) { c.reduce_scatter_sum(g + lo, out, p); });
 }
 
 // Gradients summed over processes (queued layer by layer during the backward), then
@@ -373,8 +427,8 @@ double Trainer::data_parallel_update(double lr) {
     return norm;
   }
   worker_->wait_all();
-  LATHE_CHECK(grad_queued_ == t.n, "internal: the backward handed over ", grad_queued_, " of ",
-              t.n, " gradient values for reduction");
+  LATHE_CHECK(grad_queued_ == t.n, "internal: the backward handed over ", grad_queued_, " of ", t.n,
+              " gradient values for reduction");
   if (update_strategy_ == ShardStrategy::Zero2) {
     double sq = be_->sum_squares(grad_shard_.get(), shard_.second);
     comm_->allreduce_sum(&sq, 1);
@@ -487,7 +541,7 @@ std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty)
   metrics.flush();
   if (comm_->rank() == 0)
     std::fprintf(stderr, "%sstep %lld  eval%s\n", tty ? "\r\033[K" : "",
-               static_cast<long long>(step_), line.c_str());
+                 static_cast<long long>(step_), line.c_str());
   last_eval_step_ = step_;
   if (!cfg_.output.keep_best.empty()) keep_if_best(r.metrics);
   return r.metrics;
@@ -503,10 +557,12 @@ void Trainer::keep_if_best(const std::map<std::string, double>& m) {
   if (has_best_ && (higher ? it->second <= best_value_ : it->second >= best_value_)) return;
   has_best_ = true;
   best_value_ = it->second;
-  best_dir_.clear();  // the previous best may now rotate out
+  best_dir_.clear();              // the previous best may now rotate out
   best_dir_ = save_checkpoint();  // every process takes part; process 0 writes
   if (comm_->rank() != 0) return;
-  const nlohmann::json j = {{"metric", key}, {"value", best_value_}, {"step", step_},
+  const nlohmann::json j = {{"metric", key},
+                            {"value", best_value_},
+                            {"step", step_},
                             {"checkpoint", fs::path(best_dir_).filename().string()}};
   write_file_atomic((fs::path(cfg_.output.dir) / "checkpoints" / "best.json").string(),
                     j.dump(2) + "\n");
@@ -537,10 +593,14 @@ void Trainer::run() {
   bool stopping = false;
   while (step_ < total_steps_ && !stopping) {
     const StepMetrics m = step();
-    nlohmann::json j = {{"step", m.step},          {"loss", m.loss},
-                        {"lr", m.lr},              {"grad_norm", m.grad_norm},
-                        {"tokens", m.tokens},      {"tokens_per_s", m.tokens_per_s},
-                        {"step_time_s", m.step_time_s}, {"mfu", m.mfu}};
+    nlohmann::json j = {{"step", m.step},
+                        {"loss", m.loss},
+                        {"lr", m.lr},
+                        {"grad_norm", m.grad_norm},
+                        {"tokens", m.tokens},
+                        {"tokens_per_s", m.tokens_per_s},
+                        {"step_time_s", m.step_time_s},
+                        {"mfu", m.mfu}};
     if (comm_->size() > 1) {
       j["comm_bytes"] = m.comm_bytes, j["comm_s"] = m.comm_s;
       if (worker_->threaded()) j["comm_thread_s"] = m.comm_thread_s;
@@ -552,11 +612,12 @@ void Trainer::run() {
     comm_->allreduce_sum(&stop, 1);
     stopping = stop > 0;
     if (lead && (m.step % cfg_.train.log_every == 0 || m.step == total_steps_)) {
-      const double eta = seconds_since(t_run) / double(m.step - first) * double(total_steps_ - m.step);
+      const double eta =
+          seconds_since(t_run) / double(m.step - first) * double(total_steps_ - m.step);
       std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.3g  %.0f tok/s  MFU %.1f%%  ETA %s%s",
                    tty ? "\r\033[K" : "", static_cast<long long>(m.step),
-                   static_cast<long long>(total_steps_), m.loss, m.lr, m.tokens_per_s,
-                   100 * m.mfu, format_duration(eta).c_str(), tty ? "" : "\n");
+                   static_cast<long long>(total_steps_), m.loss, m.lr, m.tokens_per_s, 100 * m.mfu,
+                   format_duration(eta).c_str(), tty ? "" : "\n");
     }
     const bool save = cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0;
     const bool eval = cfg_.train.eval_every > 0 && step_ % cfg_.train.eval_every == 0;
@@ -567,31 +628,35 @@ void Trainer::run() {
   if (stopping) {
     save_checkpoint();
     if (lead)
-      std::fprintf(stderr, "stopped at step %lld: checkpoint saved; resume with train.resume=true\n",
-                 static_cast<long long>(step_));
+      std::fprintf(stderr,
+                   "stopped at step %lld: checkpoint saved; resume with train.resume=true\n",
+                   static_cast<long long>(step_));
     return;
   }
   if (has_eval && last_eval_step_ != step_) log_eval(metrics, tty);
   if (cfg_.output.save_every > 0 && last_save_step_ != step_) save_checkpoint();
-  const std::string& sd = cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
+  const std::string& sd =
+      cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
   const std::string final_dir = (fs::path(cfg_.output.dir) / "final").string();
   const DType dtype = sd == "bf16" ? DType::BF16 : DType::F32;
   if (comm_->size() > 1 && !model_->has_adapters() && !extended_tokenizer_) {
     // Every process holds the weights: each writes its share of the files' bytes.
-    export_hf_model_parallel(*model_, final_dir, dtype, cfg_.model.path, comm_->rank(),
-                             comm_->size(), [this] { comm_->barrier(); },
-                             !model_->sharded() || replica_comm_->rank() == 0);
-    if (lead) std::fprintf(stderr, "saved %s (%s, written by %d processes)\n", final_dir.c_str(),
-                           sd.c_str(), comm_->size());
+    export_hf_model_parallel(
+        *model_, final_dir, dtype, cfg_.model.path, comm_->rank(), comm_->size(),
+        [this] { comm_->barrier(); }, !model_->sharded() || replica_comm_->rank() == 0);
+    if (lead)
+      std::fprintf(stderr, "saved %s (%s, written by %d processes)\n", final_dir.c_str(),
+                   sd.c_str(), comm_->size());
     return;
   }
   if (!lead) return;
   if (model_->has_adapters()) {
     save_peft_adapter(final_dir, model_->lora_table(), model_->lora_params(), dtype,
                       fs::absolute(cfg_.model.path).lexically_normal().string());
-    std::fprintf(stderr, "saved %s (PEFT LoRA adapter, %s); merge it with: lathe merge --base %s "
-                 "--adapter %s -o merged\n", final_dir.c_str(), sd.c_str(), cfg_.model.path.c_str(),
-                 final_dir.c_str());
+    std::fprintf(stderr,
+                 "saved %s (PEFT LoRA adapter, %s); merge it with: lathe merge --base %s "
+                 "--adapter %s -o merged\n",
+                 final_dir.c_str(), sd.c_str(), cfg_.model.path.c_str(), final_dir.c_str());
     return;
   }
   export_hf_model(*model_, final_dir, dtype, cfg_.model.path,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/peak.h"
 #include "core/device_buffer.h"
 #include "data/input_ids_source.h"
 #include "data/sampler.h"
@@ -63,7 +64,7 @@ class Trainer {
   double evaluate();
   // Called from a signal handler context-free flag: finish the step, checkpoint, return.
   static void request_stop();
-  double peak_gflops() const { return peak_gflops_; }
+  const MatmulPeak& matmul_peak() const { return peak_; }
   const Communicator& communicator() const { return *comm_; }
 
  private:
@@ -108,7 +109,7 @@ class Trainer {
   int64_t last_eval_step_ = -1, last_save_step_ = -1;
   ScheduleSpec schedule_;
   int64_t step_ = 0, total_steps_ = 0;
-  double peak_gflops_ = 0;
+  MatmulPeak peak_;
   std::string model_config_json_;
 };
 

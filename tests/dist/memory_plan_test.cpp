@@ -1,5 +1,6 @@
 // The memory planner: the ZeRO formulas by hand, lathe's layout by hand for the 56M bench
 // model, and the planner's total against the peak RSS `lathe bench` measures.
+#include "backend/peak.h"
 #include "dist/memory_plan.h"
 
 #include <fcntl.h>
@@ -275,13 +276,17 @@ ChildRun run_child(const std::vector<std::string>& args) {
 }
 
 // What a lathe process holds besides the planned buffers (the binary, oneDNN, OpenMP): the
-// peak RSS of `lathe bench --peak`, measured once. It includes the peak product's three
-// matrices (36 MiB), freed before a bench's steps, so it slightly overstates the baseline.
+// peak RSS of `lathe bench --peak`, measured once, less the product it times (three fp32
+// matrices, zero-filled when allocated, and their bf16 packs where bf16 kernels run),
+// which it frees before a bench's steps.
 double process_baseline_mb() {
   static const double mb = [] {
     const ChildRun r = run_child({LATHE_BINARY, "bench", "--peak"});
     EXPECT_EQ(r.status, 0) << r.out;
-    return r.max_rss_mb;
+    const double M = kPeakM, N = kPeakN, K = kPeakK;
+    double product = 4 * (M * K + K * N + M * N);
+    if (make_cpu_backend(0)->bf16_kernels()) product += 2 * (M * K + K * N);
+    return r.max_rss_mb - product / kMiB;
   }();
   return mb;
 }
@@ -297,15 +302,19 @@ void compare_with_bench(const std::string& what, const PlanInput& in,
   const nlohmann::json j = nlohmann::json::parse(r.out);
   const double measured = j.at("peak_rss_mb").get<double>();
   const double base = process_baseline_mb();
-  const MemoryPlan p = plan_memory(bench_56m(), in);
+  // Planned for the kernels this machine runs: bf16 products on bf16 kernels only where
+  // the CPU has bf16 dot products (AVX512_BF16, AMX); each kind has its own scratch.
+  PlanInput for_here = in;
+  for_here.bf16_kernels = make_cpu_backend(0)->bf16_kernels();
+  const MemoryPlan p = plan_memory(bench_56m(), for_here);
   const double predicted = p.device_total() / kMiB;
   const double net = measured - base;
   const double err = (predicted - net) / net;
   std::printf(
-      "[ reached ] %s: predicted %.1f MiB (states %.1f, activations %.1f, scratch %.1f); "
+      "[ reached ] %s, %s kernels: predicted %.1f MiB (states %.1f, activations %.1f, scratch %.1f); "
       "measured peak RSS %.1f MiB - baseline %.1f MiB (lathe bench --peak) = %.1f MiB; "
       "error %+.1f%%\n",
-      what.c_str(), predicted, p.model_states() / kMiB, p.activations() / kMiB, p.scratch() / kMiB,
+      what.c_str(), for_here.bf16_kernels ? "bf16" : "fp32", predicted, p.model_states() / kMiB, p.activations() / kMiB, p.scratch() / kMiB,
       measured, base, net, 100 * err);
   EXPECT_LT(std::fabs(err), 0.15) << what;
 }

@@ -6,6 +6,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/error.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/quant.h"
@@ -22,7 +23,54 @@ bool cpu_has_bf16_dot_products() {
   return (isa & bf16) == bf16;  // the ISA values are nested bit sets
 }
 
+// LATHE_CPU_ISA below what the CPU has caps oneDNN too, so one setting moves every kernel
+// of the process to that level (ONEDNN_MAX_CPU_ISA alone caps only oneDNN's).
+void cap_onednn_isa() {
+  static const bool done = [] {
+    if (cpu_isa() < cpu_isa_detected()) {
+      const auto cap = cpu_isa() == CpuIsa::Avx2 ? dnnl::cpu_isa::avx2 : dnnl::cpu_isa::sse41;
+      // Fails only when oneDNN already fixed its ISA (ONEDNN_MAX_CPU_ISA, or a primitive was
+      // built first); then that setting stands.
+      try {
+        dnnl::set_max_cpu_isa(cap);
+      } catch (const dnnl::error&) {
+      }
+    }
+    return true;
+  }();
+  (void)done;
+}
+
 }  // namespace
+
+std::string onednn_cpu_isa_name() {
+  cap_onednn_isa();
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "other";
+  }
+}
+
+std::string onednn_version() {
+  const dnnl_version_t* v = dnnl_version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+}
 
 struct OnednnMatmul::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
@@ -73,7 +121,9 @@ struct OnednnMatmul::Impl {
   }
 };
 
-OnednnMatmul::OnednnMatmul(bool allow_bf16) : impl_(std::make_unique<Impl>()) {
+OnednnMatmul::OnednnMatmul(bool allow_bf16) {
+  cap_onednn_isa();  // before the engine exists
+  impl_ = std::make_unique<Impl>();
   impl_->bf16 = allow_bf16 && cpu_has_bf16_dot_products();
 }
 OnednnMatmul::~OnednnMatmul() = default;

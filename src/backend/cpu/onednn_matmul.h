@@ -9,6 +9,10 @@
 
 namespace lathe {
 
+// The ISA oneDNN's kernels run on ("avx2", "avx512_core_bf16", ...) and its version.
+std::string onednn_cpu_isa_name();
+std::string onednn_version();
+
 class OnednnMatmul {
  public:
   // allow_bf16: run products with bf16 operands on bf16 kernels when the CPU has bf16

@@ -3,9 +3,9 @@
 #include <cmath>
 
 #include "core/dtype.h"
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 
 namespace {
 
@@ -13,9 +13,9 @@ namespace {
 // vectorizing, and the step is bound by memory traffic, so it must vectorize (restrict
 // pointers, no errno from sqrt: see CMakeLists.txt).
 template <bool kRounded, bool kBits>
-LATHE_HOT void adamw_loop(float* __restrict p, const float* __restrict g, float* __restrict m,
-                          float* __restrict v, float* __restrict rounded, uint16_t* __restrict bits,
-                          size_t n, const AdamWArgs& a) {
+void adamw_loop(float* __restrict p, const float* __restrict g, float* __restrict m,
+                float* __restrict v, float* __restrict rounded, uint16_t* __restrict bits, size_t n,
+                const AdamWArgs& a) {
   const float b1 = a.beta1, b2 = a.beta2;
   const float bc1 = 1.0f - float(std::pow(double(b1), double(a.step)));
   const float bc2_sqrt = float(std::sqrt(1.0 - std::pow(double(b2), double(a.step))));
@@ -49,4 +49,4 @@ void adamw_step(float* p, const float* g, float* m, float* v, float* rounded, ui
   adamw_loop<false, false>(p, g, m, v, rounded, bits, n, a);
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS

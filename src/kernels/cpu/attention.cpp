@@ -5,10 +5,10 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 #include "kernels/cpu/vec_math.h"
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 namespace {
 
 // Work goes R query rows at a time (same row of the batch, same head) against all the
@@ -72,12 +72,11 @@ inline float sum16(v16 v) {
 // out[r][j] = scale · Σ_d x[r][d] · yT[d][j] for j in [0, n); out rows are ld_out apart
 // and must have room for n rounded up to kLanes.
 template <int64_t R>
-LATHE_HOT void rows_times_keys(float* __restrict out, int64_t ld_out, const float* const* x,
-                               const float* __restrict yT, int64_t ld, int64_t D, int64_t n,
-                               float scale) {
+void rows_times_keys(float* __restrict out, int64_t ld_out, const float* const* x,
+                     const float* __restrict yT, int64_t ld, int64_t D, int64_t n, float scale) {
   for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
     v16 acc[R];
-    for (int64_t r = 0; r < R; ++r) acc[r] = v16{} ;
+    for (int64_t r = 0; r < R; ++r) acc[r] = v16{};
     for (int64_t d = 0; d < D; ++d) {
       const v16 y = load16(yT + d * ld + j0);
       for (int64_t r = 0; r < R; ++r) acc[r] += x[r][d] * y;
@@ -90,8 +89,8 @@ LATHE_HOT void rows_times_keys(float* __restrict out, int64_t ld_out, const floa
 // Four d at a time: each loaded p vector then serves four products (the loop is bound by
 // loads, not arithmetic).
 template <int64_t R>
-LATHE_HOT void probs_times_values(float* const* out, const float* __restrict p, int64_t ld_p,
-                                  const float* __restrict yT, int64_t ld, int64_t D, int64_t n) {
+void probs_times_values(float* const* out, const float* __restrict p, int64_t ld_p,
+                        const float* __restrict yT, int64_t ld, int64_t D, int64_t n) {
   int64_t d = 0;
   for (; d + 4 <= D; d += 4) {
     v16 acc[R][4];
@@ -123,8 +122,8 @@ LATHE_HOT void probs_times_values(float* const* out, const float* __restrict p, 
 // yT[d][j] += Σ_r x[r][d] · p[r][j] for j in [0, n): the dk and dv accumulations, four d
 // at a time so each loaded p vector serves four rows of yT.
 template <int64_t R>
-LATHE_HOT void accumulate_outer(float* __restrict yT, int64_t ld, const float* const* x,
-                                const float* __restrict p, int64_t ld_p, int64_t D, int64_t n) {
+void accumulate_outer(float* __restrict yT, int64_t ld, const float* const* x,
+                      const float* __restrict p, int64_t ld_p, int64_t D, int64_t n) {
   int64_t d = 0;
   for (; d + 4 <= D; d += 4) {
     float xv[R][4];
@@ -155,9 +154,9 @@ LATHE_HOT void accumulate_outer(float* __restrict yT, int64_t ld, const float* c
 // Row r of the block may see keys [lo[r], hi[r]) of the block's range; p = exp(s - m)
 // there (m = the row max, or the saved log-sum-exp), exactly zero elsewhere.
 // Returns the row sums in sum[r].
-LATHE_HOT void masked_exp(float* __restrict p, const float* __restrict s, int64_t ld, int64_t R,
-                          const int64_t* lo, const int64_t* hi, int64_t n_padded, const float* m,
-                          float* sum) {
+void masked_exp(float* __restrict p, const float* __restrict s, int64_t ld, int64_t R,
+                const int64_t* lo, const int64_t* hi, int64_t n_padded, const float* m,
+                float* sum) {
   for (int64_t r = 0; r < R; ++r) {
     float* pr = p + r * ld;
     const float* sr = s + r * ld;
@@ -258,7 +257,8 @@ void backward_block(float* dqkv, const float* dout, const float* out, const floa
   masked_exp(p, s, ld, R, k.lo, k.hi, k.n_padded, m, sum);
   rows_times_keys<R>(s, ld, dO, vT, t.ld, D, k.n, 1.0f);
   for (int64_t r = 0; r < R; ++r)
-    for (int64_t j = 0; j < k.n_padded; ++j) s[r * ld + j] = p[r * ld + j] * (s[r * ld + j] - delta[r]) * scale;
+    for (int64_t j = 0; j < k.n_padded; ++j)
+      s[r * ld + j] = p[r * ld + j] * (s[r * ld + j] - delta[r]) * scale;
   probs_times_values<R>(dq, s, ld, kT, t.ld, D, k.n);
   accumulate_outer<R>(dkT + k.jlo, t.ld, q, s, ld, D, k.n);
   accumulate_outer<R>(dvT + k.jlo, t.ld, dO, p, ld, D, k.n);
@@ -306,8 +306,8 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
         for (int64_t h = g * group; h < (g + 1) * group; ++h)
           for (int64_t i0 = 0; i0 < T; i0 += kRows) {
             if (i0 + kRows <= T)
-              backward_block<kRows>(dqkv, dout, out, lse, qkv, t, a, b, h, i0, s.data(),
-                                    p.data(), dkT.data(), dvT.data());
+              backward_block<kRows>(dqkv, dout, out, lse, qkv, t, a, b, h, i0, s.data(), p.data(),
+                                    dkT.data(), dvT.data());
             else
               for (int64_t i = i0; i < T; ++i)
                 backward_block<1>(dqkv, dout, out, lse, qkv, t, a, b, h, i, s.data(), p.data(),
@@ -324,4 +324,4 @@ void attention_backward(float* dqkv, const float* dout, const float* out, const 
   }
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS

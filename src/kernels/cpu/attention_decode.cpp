@@ -5,17 +5,17 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 #include "kernels/cpu/vec_math.h"
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 namespace {
 
 // One (row, query head): the cache keeps each KV head's keys contiguous ([capacity, D]),
 // so the score loop streams through memory; one score row (at most capacity floats) per
 // thread is the only scratch.
-LATHE_HOT void attend_row(float* __restrict o, const float* __restrict q, const float* __restrict K,
-                          const float* __restrict V, int64_t n, int64_t D, float* __restrict s) {
+void attend_row(float* __restrict o, const float* __restrict q, const float* __restrict K,
+                const float* __restrict V, int64_t n, int64_t D, float* __restrict s) {
   const float scale = 1.0f / std::sqrt(float(D));
   for (int64_t j = 0; j < n; ++j) {
     const float* k = K + j * D;
@@ -78,4 +78,4 @@ void attention_decode(float* out, const float* qkv, float* k_cache, float* v_cac
   }
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS

@@ -5,13 +5,13 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 #include "kernels/cpu/vec_math.h"
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 
-LATHE_HOT double softmax_cross_entropy(float* logits, const int32_t* targets, int64_t M, int64_t V,
-                                       float scale) {
+double softmax_cross_entropy(float* logits, const int32_t* targets, int64_t M, int64_t V,
+                             float scale) {
   // Per-row losses summed in row order afterwards: identical bits on every run.
   std::vector<double> row_loss(M, 0.0);
 #pragma omp parallel for schedule(static)
@@ -43,4 +43,4 @@ LATHE_HOT double softmax_cross_entropy(float* logits, const int32_t* targets, in
   return total;
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS

@@ -5,17 +5,17 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 
-LATHE_HOT void round_to_bf16(float* x, size_t n) {
+void round_to_bf16(float* x, size_t n) {
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; ++i) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
 }
 
-LATHE_HOT void pack_bf16(uint16_t* __restrict out, const float* __restrict in, int64_t rows,
-                         int64_t cols, int64_t ld) {
+void pack_bf16(uint16_t* __restrict out, const float* __restrict in, int64_t rows, int64_t cols,
+               int64_t ld) {
   if (ld == cols) {  // dense: one flat pass, split over threads whatever the shape
     const int64_t n = rows * cols;
 #pragma omp parallel for simd schedule(static)
@@ -31,12 +31,12 @@ LATHE_HOT void pack_bf16(uint16_t* __restrict out, const float* __restrict in, i
   }
 }
 
-LATHE_HOT void add(float* __restrict y, const float* __restrict x, size_t n) {
+void add(float* __restrict y, const float* __restrict x, size_t n) {
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-LATHE_HOT double sum_squares(const float* x, size_t n) {
+double sum_squares(const float* x, size_t n) {
   // Blocks of fp32 sums added in fp64 in block order: accurate, and the same bits on
   // every run (an OpenMP reduction adds in thread-arrival order, which would make
   // clipping, and so resumed runs, differ in the last bit).
@@ -55,4 +55,4 @@ LATHE_HOT double sum_squares(const float* x, size_t n) {
   return total;
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS

@@ -2,21 +2,21 @@
 
 #include <cstring>
 
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 
 void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M, int64_t C) {
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) std::memcpy(out + m * C, table + int64_t(ids[m]) * C, C * 4);
 }
 
-LATHE_HOT void embedding_backward(float* dtable, const int32_t* ids, const float* dout, int64_t M,
-                                  int64_t C) {
+void embedding_backward(float* dtable, const int32_t* ids, const float* dout, int64_t M,
+                        int64_t C) {
   // The same token may occur in many rows; splitting the columns keeps every write
   // private to one thread without atomics, and keeps the order of the sums fixed.
 #pragma omp parallel
@@ -35,4 +35,4 @@ LATHE_HOT void embedding_backward(float* dtable, const int32_t* ids, const float
   }
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS

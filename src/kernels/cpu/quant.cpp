@@ -3,12 +3,12 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 #include "model/nf4.h"
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 
-LATHE_HOT void dequantize_bf16(float* out, const uint16_t* in, size_t n) {
+void dequantize_bf16(float* out, const uint16_t* in, size_t n) {
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; ++i) {
     const uint32_t u = uint32_t(in[i]) << 16;
@@ -16,8 +16,8 @@ LATHE_HOT void dequantize_bf16(float* out, const uint16_t* in, size_t n) {
   }
 }
 
-LATHE_HOT void dequantize_nf4(float* out, const uint8_t* codes, const float* absmax, size_t n,
-                              int64_t block) {
+void dequantize_nf4(float* out, const uint8_t* codes, const float* absmax, size_t n,
+                    int64_t block) {
   const size_t nb = (n + size_t(block) - 1) / size_t(block);
 #pragma omp parallel for schedule(static)
   for (size_t b = 0; b < nb; ++b) {
@@ -46,8 +46,7 @@ inline uint64_t mix(uint64_t x) {  // splitmix64's finalizer
 }
 }  // namespace
 
-LATHE_HOT void dropout(float* out, const float* in, size_t n, float p, uint64_t seed,
-                       bool accumulate) {
+void dropout(float* out, const float* in, size_t n, float p, uint64_t seed, bool accumulate) {
   const float keep_scale = 1.0f / (1.0f - p);
   // Keep when the top 24 bits, as a fraction of 2^24, are >= p.
   const uint64_t threshold = uint64_t(double(p) * double(1u << 24));
@@ -60,4 +59,4 @@ LATHE_HOT void dropout(float* out, const float* in, size_t n, float p, uint64_t 
   }
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS

@@ -9,8 +9,7 @@ namespace lathe::cpu {
 void dequantize_bf16(float* out, const uint16_t* in, size_t n);
 // NF4: two 4-bit codes per byte (element 2i in the low nibble), value = kNf4[code] ·
 // absmax[i / block].
-void dequantize_nf4(float* out, const uint8_t* codes, const float* absmax, size_t n,
-                    int64_t block);
+void dequantize_nf4(float* out, const uint8_t* codes, const float* absmax, size_t n, int64_t block);
 // Double quantization of the NF4 scales: 8-bit codes on a log scale per group of `group`
 // scales, value = exp(lo[g] + q · step[g]) (lo|step interleaved per group).
 void dequantize_log8(float* out, const uint8_t* q, const float* lo_step, size_t n, int64_t group);

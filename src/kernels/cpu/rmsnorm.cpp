@@ -3,16 +3,16 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 
-LATHE_HOT void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t M,
-                               int64_t C, float eps) {
+void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t M, int64_t C,
+                     float eps) {
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) {
     const float* xr = x + m * C;
@@ -26,8 +26,8 @@ LATHE_HOT void rmsnorm_forward(float* out, float* rstd, const float* x, const fl
   }
 }
 
-LATHE_HOT void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x,
-                                const float* w, const float* rstd, int64_t M, int64_t C) {
+void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                      const float* rstd, int64_t M, int64_t C) {
   int nt = 1;
 #ifdef _OPENMP
   nt = omp_get_max_threads();
@@ -63,4 +63,4 @@ LATHE_HOT void rmsnorm_backward(float* dx, float* dw, const float* dout, const f
     for (int64_t c = 0; c < C; ++c) dw[c] += partial[size_t(t) * C + c];
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS

@@ -1,11 +1,11 @@
 #include "kernels/cpu/rope.h"
 
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 
-LATHE_HOT void rope_apply(float* x, const int32_t* pos, const float* cos_sin, int64_t M,
-                          int64_t heads, int64_t D, int64_t row_stride, bool inverse) {
+void rope_apply(float* x, const int32_t* pos, const float* cos_sin, int64_t M, int64_t heads,
+                int64_t D, int64_t row_stride, bool inverse) {
   const int64_t half = D / 2;
   const float sign = inverse ? -1.0f : 1.0f;
 #pragma omp parallel for schedule(static)
@@ -23,4 +23,4 @@ LATHE_HOT void rope_apply(float* x, const int32_t* pos, const float* cos_sin, in
   }
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS

@@ -2,12 +2,12 @@
 
 #include <cmath>
 
-#include "kernels/cpu/hot.h"
+#include "kernels/cpu/isa_namespace.h"
 #include "kernels/cpu/vec_math.h"
 
-namespace lathe::cpu {
+namespace lathe::cpu::LATHE_KERNEL_NS {
 
-LATHE_HOT void swiglu_forward(float* h, const float* gate_up, int64_t M, int64_t I) {
+void swiglu_forward(float* h, const float* gate_up, int64_t M, int64_t I) {
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) {
     const float* g = gate_up + m * 2 * I;
@@ -17,8 +17,7 @@ LATHE_HOT void swiglu_forward(float* h, const float* gate_up, int64_t M, int64_t
   }
 }
 
-LATHE_HOT void swiglu_backward(float* dgate_up, const float* dh, const float* gate_up, int64_t M,
-                               int64_t I) {
+void swiglu_backward(float* dgate_up, const float* dh, const float* gate_up, int64_t M, int64_t I) {
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) {
     const float* g = gate_up + m * 2 * I;
@@ -35,4 +34,4 @@ LATHE_HOT void swiglu_backward(float* dgate_up, const float* dh, const float* ga
   }
 }
 
-}  // namespace lathe::cpu
+}  // namespace lathe::cpu::LATHE_KERNEL_NS
