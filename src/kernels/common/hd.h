@@ -49,4 +49,22 @@ LATHE_HD float exp_f(float x) {
 #endif
 }
 
+// A product and a sum each rounded on its own, as the host computes them: nvcc would
+// otherwise fuse a·b + c into one fma, which rounds once and so differs in the last bit.
+LATHE_HD float mul_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+LATHE_HD float add_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
 }  // namespace lathe::hd

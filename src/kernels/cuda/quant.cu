@@ -38,8 +38,9 @@ __global__ void dropout_kernel(float* out, const float* in, uint64_t n, float ke
                                uint64_t key, uint64_t threshold, bool accumulate) {
   for (uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += uint64_t(gridDim.x) * blockDim.x) {
-    const float v = hd::dropout_keep(key, i, threshold) ? in[i] * keep_scale : 0.0f;
-    out[i] = accumulate ? out[i] + v : v;
+    // Rounded as on the CPU (no fused multiply-add): the same mask gives the same bits.
+    const float v = hd::dropout_keep(key, i, threshold) ? __fmul_rn(in[i], keep_scale) : 0.0f;
+    out[i] = accumulate ? __fadd_rn(out[i], v) : v;
   }
 }
 
