@@ -38,7 +38,7 @@ fi
 
 echo "== CUDA tests"
 # Each test prints its own line; the seed of a failure is in its message.
-timeout 300 gpu-bundle/bin/lathe_tests --gtest_filter='Cuda*' --gtest_brief=0 \
+timeout 300 gpu-bundle/bin/lathe_tests --gtest_filter='Cuda*:SharedMath*' --gtest_brief=0 \
   --gtest_output="xml:$LOG/cuda_tests.xml" 2>&1 | tee "$LOG/cuda_tests.txt"
 rc=${PIPESTATUS[0]}
 while read -r line; do
