@@ -4,7 +4,7 @@
 #   gpu-bundle/bin/   lathe, lathe_tests, bench_cuda_kernels (stripped)
 #   gpu-bundle/lib/   every shared library they load that is not part of glibc or the
 #                     driver (oneDNN, Open MPI and its dependencies, yaml-cpp, libgomp,
-#                     libstdc++, the CUDA runtime)
+#                     libstdc++, the CUDA runtime); the largest xz-compressed
 #   gpu-bundle/env.sh sets LD_LIBRARY_PATH (the bundle first, then the machine's toolkit)
 # cuBLASLt (libcublasLt.so.13, ~520 MiB) is too large to carry: the GPU machine's CUDA 13
 # toolkit provides it (/usr/local/cuda/lib64). Copy the repository with gpu-bundle/ to
@@ -47,6 +47,12 @@ done
 if [ ! -f "$OUT/lib/libcudart.so.13" ] && [ -f /usr/local/cuda/lib64/libcudart.so.13 ]; then
   cp -L /usr/local/cuda/lib64/libcudart.so.13 "$OUT/lib/"
 fi
+
+# Libraries above 8 MiB (oneDNN: 38 MiB) travel xz-compressed (about a quarter of the
+# size); scripts/gpu_check.sh unpacks them on the GPU machine (xz, or Python's lzma).
+for f in "$OUT"/lib/*; do
+  if [ "$(stat -c %s "$f")" -gt $((8 << 20)) ]; then xz -T2 -6 "$f"; fi
+done
 
 cat >"$OUT/env.sh" <<'ENV'
 # source gpu-bundle/env.sh: the bundle's libraries first, then the machine's CUDA toolkit

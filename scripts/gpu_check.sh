@@ -9,12 +9,24 @@ if [ ! -f gpu-bundle/env.sh ]; then
   echo "no gpu-bundle/: run scripts/gpu_bundle.sh on the build machine first" >&2
   exit 2
 fi
+# The bundle's largest libraries come xz-compressed (see gpu_bundle.sh).
+for f in gpu-bundle/lib/*.xz; do
+  [ -e "$f" ] || continue
+  so=${f%.xz}
+  [ -f "$so" ] && continue
+  if command -v xz >/dev/null; then
+    xz -dkc "$f" >"$so.tmp"
+  else
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$f" "$so.tmp"
+  fi
+  mv "$so.tmp" "$so"
+done
 # shellcheck disable=SC1091
 source gpu-bundle/env.sh
 LOG=${LATHE_GPU_LOG:-gpu-check-logs}
 mkdir -p "$LOG"
 SUMMARY=()
-add() { SUMMARY+=("$(printf '%-44s %-6s %s' "$1" "$2" "$3")"); }
+add() { SUMMARY+=("$(printf '%-58s %-6s %s' "$1" "$2" "$3")"); }
 
 echo "== nvidia-smi"
 if timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm \
@@ -64,6 +76,6 @@ done <"$LOG/bench.jsonl"
 
 echo
 echo "== summary (logs in $LOG/)"
-printf '%-44s %-6s %s\n' "step" "result" "numbers"
+printf '%-58s %-6s %s\n' "step" "result" "numbers"
 for row in "${SUMMARY[@]}"; do echo "$row"; done
 if printf '%s\n' "${SUMMARY[@]}" | grep -q ' FAIL '; then exit 1; fi
