@@ -1,8 +1,15 @@
 // Warp and block reductions and launch geometry shared by the kernels.
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstdint>
+
+// LATHE_CUDA_EMULATION: compiled by the host compiler with tests/kernels/cuda_emulation.h
+// standing in for the CUDA runtime (the kernel tests that run without a GPU).
+#ifdef LATHE_CUDA_EMULATION
+#define LATHE_DYNAMIC_SHARED(T, name) T* name = ::lathe::emu::dynamic_shared<T>()
+#else
+#include <cuda_runtime.h>
+#define LATHE_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
 
 namespace lathe::cuda {
 
