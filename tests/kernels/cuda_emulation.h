@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -52,7 +53,7 @@ struct Barrier {
 
 struct Fiber {
   ucontext_t context;
-  std::vector<char> stack;
+  std::unique_ptr<char[]> stack;  // uninitialized: 1024 threads would zero 64 MiB
   uint3 thread;
   bool done = false;
 };
@@ -124,10 +125,12 @@ inline void fiber_main() {
 
 // getcontext returns twice, as setjmp does: alone in its own function, no caller's
 // variable can be clobbered by the second return.
+constexpr size_t kFiberStack = 64 << 10;  // the kernels keep at most a few KB there
+
 [[gnu::noinline]] inline void init_fiber(Fiber& f, ucontext_t* link) {
   getcontext(&f.context);
-  f.context.uc_stack.ss_sp = f.stack.data();
-  f.context.uc_stack.ss_size = f.stack.size();
+  f.context.uc_stack.ss_sp = f.stack.get();
+  f.context.uc_stack.ss_size = kFiberStack;
   f.context.uc_link = link;
   makecontext(&f.context, fiber_main, 0);
 }
@@ -137,11 +140,10 @@ inline void launch(dim3 grid, dim3 block, size_t shared_bytes,
                    const std::function<void()>& kernel) {
   if (block.y != 1 || block.z != 1 || block.x % 32 != 0 || block.x > 1024)
     throw std::invalid_argument("emulated blocks are 1-D, a multiple of 32 threads");
-  constexpr size_t kStack = 256 << 10;
   const int n = int(block.x);
   Block b;
   b.fibers.resize(size_t(n));
-  for (Fiber& f : b.fibers) f.stack.resize(kStack);
+  for (Fiber& f : b.fibers) f.stack.reset(new char[kFiberStack]);
   b.body = kernel;
   gridDim = grid;
   blockDim = block;
@@ -207,6 +209,8 @@ template <class T>
 T __shfl_xor_sync(unsigned, T v, int mask) {
   return lathe::emu::shuffle(v, lathe::emu::lane() ^ mask);
 }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
 inline int atomicMin(int* p, int v) {  // fibers never interleave inside a call
   const int old = *p;
   *p = std::min(old, v);
