@@ -89,10 +89,10 @@ TEST_F(EmulatedCudaKernels, RmsNormForwardAndBackward) {
     std::vector<float> dx = normal(size_t(M * C)), dw = normal(size_t(C)), g_dx = dx, g_dw = dw;
     cpu::rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), M, C, 1e-5f);
     cpu::rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), rstd.data(), M, C);
-    emu::launch(dim3(unsigned(M)), dim3(k::kThreads), 0, [&] {
+    emu::launch(dim3(unsigned(M)), dim3(k::kNormThreads), 0, [&] {
       k::rmsnorm_forward_kernel(g_out.data(), g_rstd.data(), x.data(), w.data(), C, 1e-5f);
     });
-    emu::launch(dim3(unsigned(M)), dim3(k::kThreads), 0, [&] {
+    emu::launch(dim3(unsigned(M)), dim3(k::kNormThreads), 0, [&] {
       k::rmsnorm_backward_dx_kernel(g_dx.data(), dout.data(), x.data(), w.data(), rstd.data(), C);
     });
     emu::launch(dim3(unsigned((C + 31) / 32)), dim3(k::kColWarps * 32), 0, [&] {
@@ -163,7 +163,7 @@ TEST_F(EmulatedCudaKernels, SoftmaxCrossEntropy) {
   t[2] = -100;
   const double want = cpu::softmax_cross_entropy(z.data(), t.data(), M, V, 0.25f);
   std::vector<double> rows(M, -1.0);
-  emu::launch(dim3(unsigned(M)), dim3(k::kThreads), 0, [&] {
+  emu::launch(dim3(unsigned(M)), dim3(k::kSoftmaxThreads), 0, [&] {
     k::softmax_cross_entropy_kernel(rows.data(), g_z.data(), t.data(), V, 0.25f);
   });
   double got = 0;

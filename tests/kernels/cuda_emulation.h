@@ -188,7 +188,37 @@ inline void launch(dim3 grid, dim3 block, size_t shared_bytes,
   g_block = saved;
 }
 
+// kernel<<<grid, block, shared, stream>>>(args...) of the launchers, through
+// LATHE_LAUNCH (src/kernels/cuda/reduce.cuh).
+template <class Kernel>
+struct Launch {
+  dim3 grid, block;
+  size_t shared;
+  Kernel kernel;
+  template <class... Args>
+  void operator()(Args... args) const {
+    launch(grid, block, shared, [&] { kernel(args...); });
+  }
+};
+template <class Kernel>
+Launch(dim3, dim3, size_t, Kernel) -> Launch<Kernel>;
+
 }  // namespace lathe::emu
+
+// What the launchers use of the CUDA runtime.
+using cudaStream_t = void*;
+enum cudaError_t { cudaSuccess = 0 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline const char* cudaGetErrorString(cudaError_t) { return "no error"; }
+template <class Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel, cudaFuncAttribute, int) {
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
 
 inline void __syncthreads() { lathe::emu::wait(lathe::emu::g_block->block); }
 inline int __syncthreads_or(int p) {

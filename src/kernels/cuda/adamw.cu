@@ -12,7 +12,7 @@ void adamw_step(float* p, const float* g, float* m, float* v, float* rounded, ui
                 size_t n, const AdamWArgs& a, cudaStream_t stream) {
   if (n == 0) return;
   const hd::AdamWConsts k = hd::adamw_consts(a);
-  adamw_kernel<<<grid_for(n, 256), 256, 0, stream>>>(p, g, m, v, rounded, bits, n, k);
+  LATHE_LAUNCH(adamw_kernel, grid_for(n, 256), 256, 0, stream)(p, g, m, v, rounded, bits, n, k);
   CUDA_CHECK_LAUNCH();
 }
 

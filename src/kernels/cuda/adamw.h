@@ -1,12 +1,11 @@
 // Fused AdamW step on the GPU; semantics as src/kernels/cpu/adamw.h (PyTorch AdamW,
 // grad_scale folded in, optional bf16 copies in `rounded` and `bits`).
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstddef>
 #include <cstdint>
 
 #include "backend/backend.h"
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 

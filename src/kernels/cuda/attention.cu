@@ -23,7 +23,7 @@ void forward_with(float* out, float* lse, const float* qkv, const AttentionArgs&
   const size_t smem = forward_shared_bytes(a.D);
   allow_shared_memory(attention_forward_kernel<DL>, smem);
   const dim3 grid(unsigned((a.T + kBlockRows - 1) / kBlockRows), unsigned(a.H), unsigned(a.B));
-  attention_forward_kernel<DL><<<grid, kWarps * 32, smem, stream>>>(out, lse, qkv, g);
+  LATHE_LAUNCH(attention_forward_kernel<DL>, grid, kWarps * 32, smem, stream)(out, lse, qkv, g);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -34,14 +34,14 @@ void backward_with(float* dqkv, const float* delta, const float* dout, const flo
   const size_t dq_smem = dq_shared_bytes(a.D);
   allow_shared_memory(attention_dq_kernel<DL>, dq_smem);
   const dim3 dq_grid(unsigned((a.T + kBlockRows - 1) / kBlockRows), unsigned(a.H), unsigned(a.B));
-  attention_dq_kernel<DL>
-      <<<dq_grid, kWarps * 32, dq_smem, stream>>>(dqkv, dout, lse, delta, qkv, g);
+  LATHE_LAUNCH(attention_dq_kernel<DL>, dq_grid, kWarps * 32, dq_smem, stream)
+  (dqkv, dout, lse, delta, qkv, g);
   CUDA_CHECK_LAUNCH();
   const size_t kv_smem = dkv_shared_bytes(a.D);
   allow_shared_memory(attention_dkv_kernel<DL>, kv_smem);
   const dim3 kv_grid(unsigned((a.T + kTile - 1) / kTile), unsigned(a.KV), unsigned(a.B));
-  attention_dkv_kernel<DL>
-      <<<kv_grid, kKvWarps * 32, kv_smem, stream>>>(dqkv, dout, lse, delta, qkv, g);
+  LATHE_LAUNCH(attention_dkv_kernel<DL>, kv_grid, kKvWarps * 32, kv_smem, stream)
+  (dqkv, dout, lse, delta, qkv, g);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -67,8 +67,8 @@ void attention_backward(float* dqkv, float* delta, const float* dout, const floa
                         cudaStream_t stream) {
   if (a.B * a.T * a.H == 0) return;
   const int64_t rows = a.B * a.T * a.H;
-  attention_delta_kernel<<<unsigned((rows * 32 + 255) / 256), 256, 0, stream>>>(
-      delta, dout, out, int(a.B), int(a.T), int(a.H), int(a.D));
+  LATHE_LAUNCH(attention_delta_kernel, unsigned((rows * 32 + 255) / 256), 256, 0, stream)
+  (delta, dout, out, int(a.B), int(a.T), int(a.H), int(a.D));
   CUDA_CHECK_LAUNCH();
   switch (lanes_per_head(a.D)) {
     case 1:

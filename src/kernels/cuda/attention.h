@@ -2,9 +2,8 @@
 // src/kernels/cpu/attention.h (qkv [B*T, (H+2KV)*D], out [B*T, H*D], lse [B, H, T],
 // doc_start per-document masks, query head h reads KV head h / (H/KV)).
 #pragma once
-#include <cuda_runtime.h>
-
 #include "backend/backend.h"
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 

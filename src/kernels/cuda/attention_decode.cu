@@ -18,8 +18,8 @@ void decode_with(float* out, const float* qkv, const float* k_cache, const float
   const size_t smem = decode_shared_bytes(group, a.D);
   allow_shared_memory(decode_kernel<DL>, smem);
   const dim3 grid(unsigned(a.M), unsigned(a.KV));
-  decode_kernel<DL><<<grid, unsigned(group * 32), smem, stream>>>(
-      out, qkv, k_cache, v_cache, a.slot, a.pos, int(a.H), int(a.KV), int(a.D), a.capacity);
+  LATHE_LAUNCH(decode_kernel<DL>, grid, unsigned(group * 32), smem, stream)
+  (out, qkv, k_cache, v_cache, a.slot, a.pos, int(a.H), int(a.KV), int(a.D), a.capacity);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -31,8 +31,8 @@ void attention_decode(float* out, const float* qkv, float* k_cache, float* v_cac
   LATHE_CHECK(a.KV > 0 && a.H % a.KV == 0, "attention_decode: H = ", a.H,
               " must be a multiple of KV = ", a.KV);
   const uint64_t n = uint64_t(a.M * a.KV * a.D);
-  cache_write_kernel<<<grid_for(n, 256), 256, 0, stream>>>(
-      k_cache, v_cache, qkv, a.slot, a.pos, a.M, int(a.H), int(a.KV), int(a.D), a.capacity);
+  LATHE_LAUNCH(cache_write_kernel, grid_for(n, 256), 256, 0, stream)
+  (k_cache, v_cache, qkv, a.slot, a.pos, a.M, int(a.H), int(a.KV), int(a.D), a.capacity);
   CUDA_CHECK_LAUNCH();
   switch (lanes_per_head(a.D)) {
     case 1:

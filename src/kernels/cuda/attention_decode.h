@@ -2,9 +2,8 @@
 // src/kernels/cpu/attention_decode.h (the new rows' k and v are written into the cache
 // first, then each row's queries attend to positions [0, pos] of its slot).
 #pragma once
-#include <cuda_runtime.h>
-
 #include "backend/backend.h"
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 

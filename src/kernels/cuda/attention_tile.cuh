@@ -9,10 +9,8 @@
 #include <cstdint>
 
 #include "kernels/common/elementwise_math.h"
-#include "kernels/cuda/reduce.cuh"
-#ifndef LATHE_CUDA_EMULATION
 #include "kernels/cuda/check.h"
-#endif
+#include "kernels/cuda/reduce.cuh"
 
 namespace lathe::cuda {
 
@@ -82,7 +80,6 @@ __device__ void attend_tile(float (&o)[R][DL], float (&m)[R], float (&l)[R], con
   }
 }
 
-#ifndef LATHE_CUDA_EMULATION
 // Kernels above 48 KB of dynamic shared memory must say so first (A100: up to 163 KB,
 // H100: 227 KB per block).
 template <class Kernel>
@@ -97,7 +94,5 @@ inline int lanes_per_head(int64_t D) {
   LATHE_CHECK(D >= 1 && D <= 256, "CUDA attention supports head sizes 1..256, not ", D);
   return D <= 32 ? 1 : D <= 64 ? 2 : D <= 128 ? 4 : 8;
 }
-
-#endif  // LATHE_CUDA_EMULATION
 
 }  // namespace lathe::cuda

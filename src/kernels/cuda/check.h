@@ -1,9 +1,8 @@
 // Every CUDA runtime and cuBLASLt call is checked; a failure names the call site and the
 // library's own message (llm.c's cudaCheck).
 #pragma once
-#include <cuda_runtime.h>
-
 #include "core/error.h"
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 #define CUDA_CHECK(call)                                                                       \
   do {                                                                                         \

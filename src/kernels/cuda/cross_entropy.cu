@@ -13,8 +13,8 @@ using namespace cross_entropy_kernels;
 void softmax_cross_entropy(double* row_loss, float* logits, const int32_t* targets, int64_t M,
                            int64_t V, float scale, cudaStream_t stream) {
   if (M == 0) return;
-  softmax_cross_entropy_kernel<<<unsigned(M), kThreads, 0, stream>>>(row_loss, logits, targets, V,
-                                                                     scale);
+  LATHE_LAUNCH(softmax_cross_entropy_kernel, unsigned(M), kSoftmaxThreads, 0, stream)
+  (row_loss, logits, targets, V, scale);
   CUDA_CHECK_LAUNCH();
 }
 

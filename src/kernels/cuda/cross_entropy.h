@@ -3,9 +3,9 @@
 // target become zero. Each row's loss goes to row_loss[m] (device, fp64; 0 for skipped
 // rows): the caller adds them in row order, as the CPU does.
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstdint>
+
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 

@@ -10,7 +10,7 @@ namespace lathe::cuda::cross_entropy_kernels {
 // Internal linkage: the tests compile these again for the host, in the same binary.
 namespace {
 
-constexpr int kThreads = 512;
+constexpr int kSoftmaxThreads = 512;
 
 // One block per row, three passes over it (max; exp and sum, stored in place; scale),
 // fp32 throughout as the CPU: a 32000-wide row is 125 KB, so the second and third passes

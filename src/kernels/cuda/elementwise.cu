@@ -10,7 +10,7 @@ using namespace elementwise_kernels;
 
 void round_to_bf16(float* x, size_t n, cudaStream_t stream) {
   if (n == 0) return;
-  round_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, n);
+  LATHE_LAUNCH(round_kernel, grid_for(n, 256), 256, 0, stream)(x, n);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -18,19 +18,19 @@ void pack_bf16(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64
                cudaStream_t stream) {
   const uint64_t n = uint64_t(rows * cols);
   if (n == 0) return;
-  pack_kernel<<<grid_for(n, 256), 256, 0, stream>>>(out, in, rows, cols, ld);
+  LATHE_LAUNCH(pack_kernel, grid_for(n, 256), 256, 0, stream)(out, in, rows, cols, ld);
   CUDA_CHECK_LAUNCH();
 }
 
 void widen_bf16(float* out, const uint16_t* in, size_t n, cudaStream_t stream) {
   if (n == 0) return;
-  widen_kernel<<<grid_for(n, 256), 256, 0, stream>>>(out, in, n);
+  LATHE_LAUNCH(widen_kernel, grid_for(n, 256), 256, 0, stream)(out, in, n);
   CUDA_CHECK_LAUNCH();
 }
 
 void add(float* y, const float* x, size_t n, cudaStream_t stream) {
   if (n == 0) return;
-  add_kernel<<<grid_for(n, 256), 256, 0, stream>>>(y, x, n);
+  LATHE_LAUNCH(add_kernel, grid_for(n, 256), 256, 0, stream)(y, x, n);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -43,9 +43,9 @@ void sum_squares(double* partial, const float* x, size_t n, cudaStream_t stream)
   }
   const uint64_t chunks = sum_squares_scratch(n);
   // Grid dimension x allows 2^31 - 1 blocks: 8.8e12 elements, beyond any device memory.
-  sum_squares_chunks<<<unsigned(chunks), kSumThreads, 0, stream>>>(partial, x, n);
+  LATHE_LAUNCH(sum_squares_chunks, unsigned(chunks), kSumThreads, 0, stream)(partial, x, n);
   CUDA_CHECK_LAUNCH();
-  sum_doubles<<<1, 1024, 0, stream>>>(partial, chunks);
+  LATHE_LAUNCH(sum_doubles, 1, 1024, 0, stream)(partial, chunks);
   CUDA_CHECK_LAUNCH();
 }
 

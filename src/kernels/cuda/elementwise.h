@@ -1,9 +1,9 @@
 // Elementwise kernels on the GPU; semantics as src/kernels/cpu/elementwise.h.
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstddef>
 #include <cstdint>
+
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 

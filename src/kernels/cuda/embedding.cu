@@ -10,14 +10,14 @@ using namespace embedding_kernels;
 void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M, int64_t C,
                        cudaStream_t stream) {
   if (M == 0) return;
-  embedding_forward_kernel<<<unsigned(M), 256, 0, stream>>>(out, ids, table, C);
+  LATHE_LAUNCH(embedding_forward_kernel, unsigned(M), 256, 0, stream)(out, ids, table, C);
   CUDA_CHECK_LAUNCH();
 }
 
 void embedding_backward(float* dtable, const int32_t* ids, const float* dout, int64_t M, int64_t C,
                         cudaStream_t stream) {
   if (M == 0) return;
-  embedding_backward_kernel<<<unsigned(M), 256, 0, stream>>>(dtable, ids, dout, C);
+  LATHE_LAUNCH(embedding_backward_kernel, unsigned(M), 256, 0, stream)(dtable, ids, dout, C);
   CUDA_CHECK_LAUNCH();
 }
 

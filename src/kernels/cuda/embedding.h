@@ -1,8 +1,8 @@
 // Token embedding on the GPU; shapes and semantics as src/kernels/cpu/embedding.h.
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstdint>
+
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 

@@ -19,14 +19,15 @@ void dequantize_nf4(float* out, const uint8_t* codes, const float* absmax, size_
   if (n == 0) return;
   Nf4Book book;
   for (int i = 0; i < 16; ++i) book.v[i] = kNf4Values[i];
-  nf4_kernel<<<grid_for(n, 256), 256, 0, stream>>>(out, codes, absmax, n, uint64_t(block), book);
+  LATHE_LAUNCH(nf4_kernel, grid_for(n, 256), 256, 0, stream)
+  (out, codes, absmax, n, uint64_t(block), book);
   CUDA_CHECK_LAUNCH();
 }
 
 void dequantize_log8(float* out, const uint8_t* q, const float* lo_step, size_t n, int64_t group,
                      cudaStream_t stream) {
   if (n == 0) return;
-  log8_kernel<<<grid_for(n, 256), 256, 0, stream>>>(out, q, lo_step, n, uint64_t(group));
+  LATHE_LAUNCH(log8_kernel, grid_for(n, 256), 256, 0, stream)(out, q, lo_step, n, uint64_t(group));
   CUDA_CHECK_LAUNCH();
 }
 
@@ -34,8 +35,8 @@ void dropout(float* out, const float* in, size_t n, float p, uint64_t seed, bool
              cudaStream_t stream) {
   if (n == 0) return;
   const float keep_scale = 1.0f / (1.0f - p);
-  dropout_kernel<<<grid_for(n, 256), 256, 0, stream>>>(
-      out, in, n, keep_scale, hd::dropout_key(seed), hd::dropout_threshold(p), accumulate);
+  LATHE_LAUNCH(dropout_kernel, grid_for(n, 256), 256, 0, stream)
+  (out, in, n, keep_scale, hd::dropout_key(seed), hd::dropout_threshold(p), accumulate);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,10 +1,10 @@
 // Frozen-base dequantization and LoRA dropout on the GPU; semantics as
 // src/kernels/cpu/quant.h (dropout draws the identical mask for the same seed).
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstddef>
 #include <cstdint>
+
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 

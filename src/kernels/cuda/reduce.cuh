@@ -6,9 +6,13 @@
 // standing in for the CUDA runtime (the kernel tests that run without a GPU).
 #ifdef LATHE_CUDA_EMULATION
 #define LATHE_DYNAMIC_SHARED(T, name) T* name = ::lathe::emu::dynamic_shared<T>()
+#define LATHE_LAUNCH(kernel, grid, block, shared, stream) \
+  ::lathe::emu::Launch(grid, block, shared, kernel)
 #else
 #include <cuda_runtime.h>
 #define LATHE_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+// kernel<<<grid, block, shared, stream>>>, written so that the emulation can take its place.
+#define LATHE_LAUNCH(kernel, grid, block, shared, stream) kernel<<<grid, block, shared, stream>>>
 #endif
 
 namespace lathe::cuda {

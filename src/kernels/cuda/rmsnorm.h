@@ -1,9 +1,9 @@
 // RMSNorm on the GPU; shapes and semantics as src/kernels/cpu/rmsnorm.h:
 // forward writes out[M,C] and rstd[M]; backward accumulates dx += and dw +=.
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstdint>
+
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 

@@ -7,7 +7,7 @@ namespace lathe::cuda::rmsnorm_kernels {
 // Internal linkage: the tests compile these again for the host, in the same binary.
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kNormThreads = 256;
 
 // One block per row: the sum of squares is a block reduction (fp32, as the CPU).
 __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, const float* w,

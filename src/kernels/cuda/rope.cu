@@ -12,8 +12,8 @@ void rope_apply(float* x, const int32_t* pos, const float* cos_sin, int64_t M, i
                 int64_t D, int64_t row_stride, bool inverse, cudaStream_t stream) {
   const uint64_t n = uint64_t(M * heads * (D / 2));
   if (n == 0) return;
-  rope_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, pos, cos_sin, M, heads, D, row_stride,
-                                                    inverse);
+  LATHE_LAUNCH(rope_kernel, grid_for(n, 256), 256, 0, stream)
+  (x, pos, cos_sin, M, heads, D, row_stride, inverse);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,9 +1,9 @@
 // RoPE on the GPU, in place; semantics as src/kernels/cpu/rope.h (the same cos_sin
 // table [pos, D]: cos in the first half, sin in the second; inverse = the backward).
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstdint>
+
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 

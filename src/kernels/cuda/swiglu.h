@@ -1,9 +1,9 @@
 // SwiGLU on the GPU; semantics as src/kernels/cpu/swiglu.h: gate_up [M, 2I] (gate, then
 // up), h [M, I]; the backward writes dgate_up.
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstdint>
+
+#include "kernels/cuda/cuda_runtime_or_emulation.h"
 
 namespace lathe::cuda {
 
