@@ -1,12 +1,12 @@
 // Runs CUDA kernels on the host: a stand-in for the CUDA execution model, precise enough
 // to test the tiling, shared memory and warp-level code of src/kernels/cuda without a GPU.
-// Each thread of a block is a fiber (ucontext) and the block's fibers take turns; a fiber
-// runs until it reaches __syncthreads or a warp shuffle, where it waits for the others of
-// its block or warp, so barriers and shuffles see exactly what they see on a GPU. Blocks
-// run one after another. Shared memory starts filled with 0x7f bytes (3.4e38 as floats),
-// so a read of something no thread wrote shows in the results. A barrier that some
-// threads never reach (divergent code) is reported, not hung on. Threads that have
-// returned no longer count at barriers, as on current GPUs.
+// Each thread of a block is a fiber (ucontext) and the block's fibers take turns, in a
+// new random order each round; a fiber runs until it reaches __syncthreads or a warp
+// shuffle, where it waits for the others of its block or warp, so barriers and shuffles
+// see exactly what they see on a GPU. Blocks run one after another. Shared memory starts
+// filled with 0x7f bytes (3.4e38 as floats), so a read of something no thread wrote shows
+// in the results. A barrier that some threads never reach (divergent code) is reported,
+// not hung on. Threads that have returned no longer count at barriers, as on current GPUs.
 //
 // Include this before any kernel header (.cuh); kernels are then called through launch().
 #pragma once
@@ -20,6 +20,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <vector>
 
@@ -149,6 +150,9 @@ inline void launch(dim3 grid, dim3 block, size_t shared_bytes,
   blockDim = block;
   Block* saved = g_block;
   g_block = &b;
+  std::vector<int> order(static_cast<size_t>(n));
+  for (int t = 0; t < n; ++t) order[size_t(t)] = t;
+  std::mt19937 rng(12345);
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
       for (unsigned x = 0; x < grid.x; ++x) {
@@ -167,7 +171,10 @@ inline void launch(dim3 grid, dim3 block, size_t shared_bytes,
         for (int finished = 0; finished < n;) {
           const uint64_t before = b.progress;
           finished = 0;
-          for (int t = 0; t < n; ++t) {
+          // Each round in a new order (fixed seed: reproducible), so that what one thread
+          // writes and another reads without a barrier between them shows in the results.
+          std::shuffle(order.begin(), order.end(), rng);
+          for (int t : order) {
             Fiber& f = b.fibers[size_t(t)];
             if (f.done) {
               ++finished;
