@@ -131,8 +131,8 @@ class Backend {
 // even where the CPU has bf16 dot products (to compare the two).
 std::unique_ptr<Backend> make_cpu_backend(int threads, bool bf16_kernels = true);
 #ifdef LATHE_HAVE_CUDA
-// The CUDA backend (built with -DLATHE_CUDA=ON): memory and cuBLASLt products today;
-// its per-op kernels are not written yet and say so when called.
+// The CUDA backend (built with -DLATHE_CUDA=ON): cuBLASLt products and the kernels of
+// src/kernels/cuda, on one stream of the given device.
 std::unique_ptr<Backend> make_cuda_backend(int device);
 int cuda_device_count();  // 0 when there is no usable GPU or driver
 #endif

@@ -1,50 +1,76 @@
-// The CUDA backend: device memory through the CUDA runtime and matrix products through
-// cuBLASLt, behind the same Backend interface as the CPU. The per-op kernels
-// (src/kernels/cuda) are the next step; until they exist each kernel entry point fails
-// with a message saying so, rather than silently computing on the host.
-#include <cublasLt.h>
+// The CUDA backend: device memory through the CUDA runtime, matrix products through
+// cuBLASLt (cublaslt_matmul.cpp) and the per-op kernels of src/kernels/cuda, all on one
+// stream, behind the same Backend interface as the CPU.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/cublaslt_matmul.h"
 #include "core/error.h"
+#include "kernels/cuda/adamw.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/attention_decode.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/cross_entropy.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/embedding.h"
+#include "kernels/cuda/quant.h"
+#include "kernels/cuda/rmsnorm.h"
+#include "kernels/cuda/rope.h"
+#include "kernels/cuda/swiglu.h"
 
 namespace lathe {
 namespace {
 
-// Every CUDA and cuBLAS call is checked; the message names the call site and the
-// library's own words.
-#define CUDA_CHECK(call)                                                                    \
-  do {                                                                                      \
-    cudaError_t err_ = (call);                                                              \
-    if (err_ != cudaSuccess)                                                                \
-      ::lathe::fail("CUDA error at ", __FILE__, ":", __LINE__, ": ", cudaGetErrorString(err_)); \
-  } while (0)
-#define CUBLAS_CHECK(call)                                                                  \
-  do {                                                                                      \
-    cublasStatus_t st_ = (call);                                                            \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                       \
-      ::lathe::fail("cuBLASLt error at ", __FILE__, ":", __LINE__, ": status ", int(st_));  \
-  } while (0)
+// Device scratch that grows to the largest request and is reused after that.
+class Scratch {
+ public:
+  explicit Scratch(cudaStream_t stream) : stream_(stream) {}
+  ~Scratch() { cudaFree(p_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <class T>
+  T* get(size_t count) {
+    const size_t bytes = count * sizeof(T);
+    if (bytes > bytes_) {
+      CUDA_CHECK(cudaStreamSynchronize(stream_));  // kernels may still read the old one
+      CUDA_CHECK(cudaFree(p_));
+      p_ = nullptr;
+      CUDA_CHECK(cudaMalloc(&p_, bytes));
+      bytes_ = bytes;
+    }
+    return static_cast<T*>(p_);
+  }
 
-[[noreturn]] void not_yet(const char* op) {
-  fail("the CUDA backend has no '", op,
-       "' kernel yet: train on the CPU backend (the default) for now");
+ private:
+  cudaStream_t stream_;
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+cudaStream_t make_stream(int device) {
+  CUDA_CHECK(cudaSetDevice(device));
+  cudaStream_t s = nullptr;
+  // A blocking stream: work on the legacy default stream (a plain cudaMemcpy elsewhere)
+  // stays ordered with it.
+  CUDA_CHECK(cudaStreamCreate(&s));
+  return s;
 }
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {
-    CUDA_CHECK(cudaSetDevice(device_));
-    CUDA_CHECK(cudaStreamCreate(&stream_));
-    CUBLAS_CHECK(cublasLtCreate(&lt_));
-    CUDA_CHECK(cudaMalloc(&workspace_, kWorkspace));
-  }
+  explicit CudaBackend(int device)
+      : device_(device),
+        stream_(make_stream(device)),
+        mm_(stream_),
+        delta_(stream_),
+        partial_(stream_),
+        row_loss_(stream_) {}
   ~CudaBackend() override {
-    cudaFree(workspace_);
-    cublasLtDestroy(lt_);
+    cudaStreamSynchronize(stream_);
     cudaStreamDestroy(stream_);
   }
   std::string name() const override { return "cuda"; }
@@ -57,7 +83,10 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
     return p;
   }
-  void free(void* p) override { cudaFree(p); }
+  void free(void* p) override {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // pending kernels may still use it
+    CUDA_CHECK(cudaFree(p));
+  }
   void copy(void* dst, const void* src, size_t bytes) override {
     // cudaMemcpyDefault: host or device on either side (unified addressing).
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
@@ -66,92 +95,100 @@ class CudaBackend final : public Backend {
   void zero(void* p, size_t bytes) override { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_)); }
   void sync() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-  // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: a row-major matrix is
-  // its own transpose in column-major terms, so B and A swap places and keep their ops.
-  // bf16 operands: fp32 storage holding bf16 values, so letting the tensor cores convert
-  // them to bf16 (COMPUTE_32F_FAST_16BF) is exact; accumulation stays fp32.
-  void matmul(const MatmulArgs& a) override {
-    if (!a.B) not_yet("matmul on bf16-stored weights (MatmulArgs::B_bf16 without B)");
-    cublasLtMatmulDesc_t desc;
-    const cublasComputeType_t compute =
-        a.bf16_operands ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F));
-    const cublasOperation_t op_b = a.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const cublasOperation_t op_a = a.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof op_b));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof op_a));
-    cublasLtMatrixLayout_t lb, la, lc;
-    // As stored, column-major: B is [N,K] (or [K,N] when transposed), A is [K,M] (or [M,K]).
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, a.trans_b ? a.K : a.N,
-                                            a.trans_b ? a.N : a.K, a.ldb));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, a.trans_a ? a.M : a.K,
-                                            a.trans_a ? a.K : a.M, a.lda));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, a.N, a.M, a.ldc));
-    CUBLAS_CHECK(cublasLtMatmul(lt_, desc, &a.alpha, a.B, lb, a.A, la, &a.beta, a.C, lc, a.C, lc,
-                                nullptr, workspace_, kWorkspace, stream_));
-    cublasLtMatrixLayoutDestroy(lc);
-    cublasLtMatrixLayoutDestroy(la);
-    cublasLtMatrixLayoutDestroy(lb);
-    cublasLtMatmulDescDestroy(desc);
-  }
+  void matmul(const MatmulArgs& a) override { mm_.run(a); }
 
-  void embedding_forward(float*, const int32_t*, const float*, int64_t, int64_t) override {
-    not_yet("embedding_forward");
+  void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M,
+                         int64_t C) override {
+    cuda::embedding_forward(out, ids, table, M, C, stream_);
   }
-  void embedding_backward(float*, const int32_t*, const float*, int64_t, int64_t) override {
-    not_yet("embedding_backward");
+  void embedding_backward(float* dtable, const int32_t* ids, const float* dout, int64_t M,
+                          int64_t C) override {
+    cuda::embedding_backward(dtable, ids, dout, M, C, stream_);
   }
-  void rmsnorm_forward(float*, float*, const float*, const float*, int64_t, int64_t, float) override {
-    not_yet("rmsnorm_forward");
+  void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t M,
+                       int64_t C, float eps) override {
+    cuda::rmsnorm_forward(out, rstd, x, w, M, C, eps, stream_);
   }
-  void rmsnorm_backward(float*, float*, const float*, const float*, const float*, const float*,
-                        int64_t, int64_t) override {
-    not_yet("rmsnorm_backward");
+  void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                        const float* rstd, int64_t M, int64_t C) override {
+    cuda::rmsnorm_backward(dx, dw, dout, x, w, rstd, M, C, stream_);
   }
-  void rope_forward(float*, const int32_t*, const float*, int64_t, int64_t, int64_t, int64_t,
-                    bool) override {
-    not_yet("rope");
+  void rope_forward(float* qkv, const int32_t* pos, const float* cos_sin, int64_t M, int64_t heads,
+                    int64_t D, int64_t row_stride, bool inverse) override {
+    cuda::rope_apply(qkv, pos, cos_sin, M, heads, D, row_stride, inverse, stream_);
   }
-  void attention_forward(float*, float*, const float*, const AttentionArgs&) override {
-    not_yet("attention_forward");
+  void attention_forward(float* out, float* lse, const float* qkv,
+                         const AttentionArgs& a) override {
+    cuda::attention_forward(out, lse, qkv, a, stream_);
   }
-  void attention_backward(float*, const float*, const float*, const float*, const float*,
-                          const AttentionArgs&) override {
-    not_yet("attention_backward");
+  void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
+                          const float* qkv, const AttentionArgs& a) override {
+    float* delta = delta_.get<float>(size_t(a.B * a.H * a.T));
+    cuda::attention_backward(dqkv, delta, dout, out, lse, qkv, a, stream_);
   }
-  void attention_decode(float*, const float*, float*, float*, const AttentionDecodeArgs&) override {
-    not_yet("attention_decode");
+  void attention_decode(float* out, const float* qkv, float* k_cache, float* v_cache,
+                        const AttentionDecodeArgs& a) override {
+    cuda::attention_decode(out, qkv, k_cache, v_cache, a, stream_);
   }
-  void swiglu_forward(float*, const float*, int64_t, int64_t) override { not_yet("swiglu_forward"); }
-  void swiglu_backward(float*, const float*, const float*, int64_t, int64_t) override {
-    not_yet("swiglu_backward");
+  void swiglu_forward(float* h, const float* gate_up, int64_t M, int64_t I) override {
+    cuda::swiglu_forward(h, gate_up, M, I, stream_);
   }
-  double softmax_cross_entropy(float*, const int32_t*, int64_t, int64_t, float) override {
-    not_yet("softmax_cross_entropy");
+  void swiglu_backward(float* dgate_up, const float* dh, const float* gate_up, int64_t M,
+                       int64_t I) override {
+    cuda::swiglu_backward(dgate_up, dh, gate_up, M, I, stream_);
   }
-  void round_to_bf16(float*, size_t) override { not_yet("round_to_bf16"); }
-  void pack_bf16(uint16_t*, const float*, int64_t, int64_t, int64_t) override { not_yet("pack_bf16"); }
-  void add(float*, const float*, size_t) override { not_yet("add"); }
-  double sum_squares(const float*, size_t) override { not_yet("sum_squares"); }
-  void dequantize_bf16(float*, const uint16_t*, size_t) override { not_yet("dequantize_bf16"); }
-  void dequantize_nf4(float*, const uint8_t*, const float*, size_t, int64_t) override {
-    not_yet("dequantize_nf4");
+  // The per-row losses come back to the host and are added in row order, as the CPU does.
+  double softmax_cross_entropy(float* logits, const int32_t* targets, int64_t M, int64_t V,
+                               float scale) override {
+    if (M == 0) return 0.0;
+    double* rows = row_loss_.get<double>(size_t(M));
+    cuda::softmax_cross_entropy(rows, logits, targets, M, V, scale, stream_);
+    host_losses_.resize(size_t(M));
+    copy(host_losses_.data(), rows, size_t(M) * sizeof(double));
+    double total = 0;
+    for (double l : host_losses_) total += l;
+    return total;
   }
-  void dequantize_log8(float*, const uint8_t*, const float*, size_t, int64_t) override {
-    not_yet("dequantize_log8");
+  void round_to_bf16(float* x, size_t n) override { cuda::round_to_bf16(x, n, stream_); }
+  void pack_bf16(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld) override {
+    cuda::pack_bf16(out, in, rows, cols, ld, stream_);
   }
-  void dropout(float*, const float*, size_t, float, uint64_t, bool) override { not_yet("dropout"); }
-  void adamw_step(float*, const float*, float*, float*, float*, uint16_t*, size_t,
-                  const AdamWArgs&) override {
-    not_yet("adamw_step");
+  void add(float* y, const float* x, size_t n) override { cuda::add(y, x, n, stream_); }
+  double sum_squares(const float* x, size_t n) override {
+    double* partial = partial_.get<double>(cuda::sum_squares_scratch(n));
+    cuda::sum_squares(partial, x, n, stream_);
+    double total = 0;
+    copy(&total, partial, sizeof total);
+    return total;
+  }
+  void dequantize_bf16(float* out, const uint16_t* in, size_t n) override {
+    cuda::dequantize_bf16(out, in, n, stream_);
+  }
+  void dequantize_nf4(float* out, const uint8_t* codes, const float* absmax, size_t n,
+                      int64_t block) override {
+    cuda::dequantize_nf4(out, codes, absmax, n, block, stream_);
+  }
+  void dequantize_log8(float* out, const uint8_t* q, const float* lo_step, size_t n,
+                       int64_t group) override {
+    cuda::dequantize_log8(out, q, lo_step, n, group, stream_);
+  }
+  void dropout(float* out, const float* in, size_t n, float p, uint64_t seed,
+               bool accumulate) override {
+    cuda::dropout(out, in, n, p, seed, accumulate, stream_);
+  }
+  void adamw_step(float* param, const float* grad, float* m, float* v, float* rounded,
+                  uint16_t* bits, size_t n, const AdamWArgs& a) override {
+    cuda::adamw_step(param, grad, m, v, rounded, bits, n, a, stream_);
   }
 
  private:
-  static constexpr size_t kWorkspace = size_t(32) << 20;
   int device_;
-  cudaStream_t stream_ = nullptr;
-  cublasLtHandle_t lt_ = nullptr;
-  void* workspace_ = nullptr;
+  cudaStream_t stream_;
+  CublasLtMatmul mm_;
+  Scratch delta_;     // attention backward's rowsum(dO ∘ O), B·H·T floats
+  Scratch partial_;   // sum_squares' per-chunk partial sums
+  Scratch row_loss_;  // softmax_cross_entropy's per-row losses
+  std::vector<double> host_losses_;
 };
 
 }  // namespace
