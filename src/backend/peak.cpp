@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "backend/backend.h"
-#include "core/device_buffer.h"
+#include "backend/device_buffer.h"
 #include "core/paths.h"
 
 namespace lathe {

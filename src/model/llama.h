@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "core/device_buffer.h"
+#include "backend/device_buffer.h"
 #include "core/dtype.h"
-#include "model/batch.h"
+#include "data/batch.h"
 #include "model/frozen_base.h"
 #include "model/layer_slots.h"
 #include "model/llama_config.h"

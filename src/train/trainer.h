@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "core/device_buffer.h"
+#include "backend/device_buffer.h"
 #include "data/input_ids_source.h"
 #include "data/sampler.h"
 #include "model/llama.h"

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "model/batch.h"
+#include "data/batch.h"
 #include "train/config.h"
 
 namespace lathe::testing {
