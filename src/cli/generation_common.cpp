@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "backend/host_staging.h"
 #include "core/error.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
@@ -52,7 +53,9 @@ LoadedModel load_for_generation(const GenerationFlags& f) {
     a.base_dtype = f.precision == "bf16" ? BaseDtype::BF16 : BaseDtype::F32;
     m.model = std::make_unique<LlamaModel>(cfg, *m.backend, precision_from_name(f.precision), false, &a);
     m.model->load(SafetensorsModel(f.model));
-    load_peft_weights(f.adapter, m.model->lora_table(), m.model->lora_params());
+    HostWrite<float> lora(*m.backend, m.model->lora_params(), m.model->lora_table().total);
+    load_peft_weights(f.adapter, m.model->lora_table(), lora.get());
+    lora.commit();
     m.model->refresh_compute_weights();
   }
   m.tokenizer = Tokenizer::load(f.model);

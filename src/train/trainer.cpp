@@ -3,29 +3,30 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <thread>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
 
+#include "backend/host_staging.h"
 #include "core/error.h"
 #include "data/batcher.h"
+#include "dist/communicator.h"
+#include "eval/evaluator.h"
 #include "io/hf_export.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
+#include "model/param_table.h"
+#include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
-#include "model/param_table.h"
 #include "train/model_loader.h"
-#include "dist/communicator.h"
-#include "eval/evaluator.h"
-#include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -90,7 +91,7 @@ void Trainer::request_stop() { g_stop = true; }
 
 Trainer::~Trainer() = default;
 
-Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
+Trainer::Trainer(const Config& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg) {
   LATHE_CHECK(!cfg_.model.path.empty(), "model.path is not set: give the HF model folder, e.g. model.path=path/to/model");
   LATHE_CHECK(!cfg_.data.train.empty(), "data.train is not set: give a jsonl file, e.g. data.train=train.jsonl");
   comm_ = make_communicator(cfg_.dist.timeout);
@@ -107,7 +108,12 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   const int local = local_process_count();
   if (threads == 0 && local > 1 && !std::getenv("OMP_NUM_THREADS"))
     threads = std::max(1, int(std::thread::hardware_concurrency()) / local);
-  be_ = make_cpu_backend(threads);
+  be_ = backend ? std::move(backend) : make_cpu_backend(threads);
+  // Collectives (MPI) and the sharded paths work on the buffers from the host.
+  LATHE_CHECK(comm_->size() == 1 || be_->host_accessible(), comm_->size(), " processes on the ",
+              be_->description(),
+              " backend need device collectives (NCCL), which are not written yet: run one "
+              "process per job there, or set train.device=cpu");
 
   const std::string config_path = (fs::path(cfg_.model.path) / "config.json").string();
   LlamaConfig mc = llama_config_from_json_file(config_path);
@@ -229,10 +235,15 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     if (auto latest = checkpoint_latest(cfg_.output.dir)) {
       // A checkpoint written by any number of processes: each reads all parameters and
       // the optimizer state of its own range.
+      // Read on the host, then copied to the backend (in place where it is host memory).
+      const size_t held = model_->sharded() ? shard_.second : n;
+      HostWrite<float> params(*be_, model_->trainable().params, held, /*keep=*/true);
+      HostWrite<float> m(*be_, optimizer_->m(), shard_.second, true);
+      HostWrite<float> v(*be_, optimizer_->v(), shard_.second, true);
       CheckpointState s = checkpoint_load_range(
-          *latest, model_->trainable().params, optimizer_->m(), optimizer_->v(),
-          model_->sharded() ? model_->num_params() : n, shard_.first, shard_.second,
-          /*params_in_range=*/model_->sharded());
+          *latest, params.get(), m.get(), v.get(), model_->sharded() ? model_->num_params() : n,
+          shard_.first, shard_.second, /*params_in_range=*/model_->sharded());
+      params.commit(), m.commit(), v.commit();
       LATHE_CHECK(s.seed == cfg_.train.seed, *latest, ": written with train.seed=", s.seed,
                   " but this run has train.seed=", cfg_.train.seed,
                   ": resume with the same seed or start a new output.dir");
@@ -437,9 +448,12 @@ std::string Trainer::save_checkpoint() {
   s.num_params = t.n;
   s.model_config_json = nlohmann::json::parse(model_config_json_).dump();
   last_save_step_ = step_;
-  if (comm_->size() == 1)
-    return checkpoint_save(cfg_.output.dir, s, {t.params, optimizer_->m(), optimizer_->v(), t.n},
+  if (comm_->size() == 1) {
+    const HostRead<float> params(*be_, t.params, t.n), m(*be_, optimizer_->m(), t.n),
+        v(*be_, optimizer_->v(), t.n);
+    return checkpoint_save(cfg_.output.dir, s, {params.get(), m.get(), v.get(), t.n},
                            cfg_.output.keep_last, best_dir_);
+  }
   // Each process writes one range, in parallel: its optimizer shard, or (no_shard, where
   // everything is replicated) an equal share.
   if (model_->sharded()) {
@@ -587,7 +601,8 @@ void Trainer::run() {
   }
   if (!lead) return;
   if (model_->has_adapters()) {
-    save_peft_adapter(final_dir, model_->lora_table(), model_->lora_params(), dtype,
+    const HostRead<float> lora(*be_, model_->lora_params(), model_->lora_table().total);
+    save_peft_adapter(final_dir, model_->lora_table(), lora.get(), dtype,
                       fs::absolute(cfg_.model.path).lexically_normal().string());
     std::fprintf(stderr, "saved %s (PEFT LoRA adapter, %s); merge it with: lathe merge --base %s "
                  "--adapter %s -o merged\n", final_dir.c_str(), sd.c_str(), cfg_.model.path.c_str(),
