@@ -43,9 +43,10 @@ Action add_train(CLI::App& app) {
       const double ready =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - g_launch).count();
       std::fprintf(stderr,
-                   "model: %zu parameters, %s; %lld steps; matmul peak %.0f GFLOP/s; first step "
-                   "starts %.3fs after launch\n",
+                   "model: %zu parameters, %s on %s; %lld steps; matmul peak %.0f GFLOP/s; first "
+                   "step starts %.3fs after launch\n",
                    trainer->model().num_params(), cfg.train.precision.c_str(),
+                   trainer->model().backend().description().c_str(),
                    static_cast<long long>(trainer->total_steps()), trainer->peak_gflops(), ready);
       trainer->run();
     } catch (const std::exception& e) {

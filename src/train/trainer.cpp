@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "backend/host_staging.h"
+#include "backend/select.h"
 #include "core/error.h"
 #include "data/batcher.h"
 #include "dist/communicator.h"
@@ -108,7 +109,7 @@ Trainer::Trainer(const Config& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg
   const int local = local_process_count();
   if (threads == 0 && local > 1 && !std::getenv("OMP_NUM_THREADS"))
     threads = std::max(1, int(std::thread::hardware_concurrency()) / local);
-  be_ = backend ? std::move(backend) : make_cpu_backend(threads);
+  be_ = backend ? std::move(backend) : make_backend(cfg_.train.device, threads);
   // Collectives (MPI) and the sharded paths work on the buffers from the host.
   LATHE_CHECK(comm_->size() == 1 || be_->host_accessible(), comm_->size(), " processes on the ",
               be_->description(),
