@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "core/device_buffer.h"
+#include "backend/device_buffer.h"
 #include "model/llama_config.h"
 
 using namespace lathe;

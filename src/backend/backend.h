@@ -68,10 +68,20 @@ class Backend {
   virtual std::string name() const = 0;
   virtual int threads() const = 0;
 
+  // One line for the startup log, naming the device (a GPU's model, for instance).
+  virtual std::string description() const { return name(); }
+  // Whether host code may read and write this backend's memory in place. True on the CPU,
+  // whose memory is host memory; false (the default) for a GPU's, which host code reaches
+  // only through copy(). Code above the seam writes in place where this is true, so the
+  // CPU path keeps its speed, and stages through host buffers and copy() where it is not.
+  virtual bool host_accessible() const { return false; }
+
   // Device memory, zero-filled, 64-byte aligned.
   virtual void* alloc(size_t bytes) = 0;
   virtual void free(void* p) = 0;
-  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device
+  // Host to device, device to host or device to device (either pointer may be host
+  // memory); returns once the bytes are in place, so a host source may be reused at once.
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void zero(void* p, size_t bytes) = 0;
   virtual void sync() = 0;
 

@@ -14,6 +14,8 @@ class ForwardingBackend : public Backend {
 
   std::string name() const override { return in_->name(); }
   int threads() const override { return in_->threads(); }
+  std::string description() const override { return in_->description(); }
+  bool host_accessible() const override { return in_->host_accessible(); }
   void* alloc(size_t bytes) override { return in_->alloc(bytes); }
   void free(void* p) override { in_->free(p); }
   void copy(void* d, const void* s, size_t n) override { in_->copy(d, s, n); }

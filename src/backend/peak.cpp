@@ -10,8 +10,8 @@
 #include <functional>
 
 #include "backend/cpu/onednn_matmul.h"
+#include "backend/device_buffer.h"
 #include "core/cpu_isa.h"
-#include "core/device_buffer.h"
 #include "core/paths.h"
 
 namespace lathe {
@@ -41,7 +41,7 @@ std::string kernels_for(const Backend& be, const std::string& precision) {
 // The machine, as far as the cache key needs it: the CPU model for CPU backends, so a home
 // folder shared between machines keeps one value per kind of machine.
 std::string machine_key(const Backend& be) {
-  const std::string what = be.name() == "cpu" ? cpu_model_name() : be.name();
+  const std::string what = be.name() == "cpu" ? cpu_model_name() : be.description();
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016zx", std::hash<std::string>{}(what));
   return std::string(hex, 8);

@@ -15,6 +15,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/onednn_matmul.h"
 #include "backend/peak.h"
+#include "backend/select.h"
 #include "cli/verbs.h"
 #include "core/cpu_isa.h"
 #include "io/hf_export.h"
@@ -31,6 +32,7 @@ struct BenchOptions {
   std::string model_config;
   int64_t batch = 4, seq = 256, steps = 5, warmup = 1;
   int threads = 0;
+  std::string device = "auto";
   std::string precision = "bf16";
   bool checkpointing = false;
   bool peak = false;
@@ -48,7 +50,8 @@ double peak_rss_mb() {
 }
 
 int run_bench(const BenchOptions& o) {
-  auto be = make_cpu_backend(o.threads);
+  auto be = make_backend(o.device, o.threads);
+  std::fprintf(stderr, "device: %s\n", be->description().c_str());
   if (o.profile) be = make_profiling_backend(std::move(be));
   if (o.peak) {
     const MatmulPeak fp32 = matmul_peak(*be, "fp32", true);
@@ -135,6 +138,7 @@ int run_bench(const BenchOptions& o) {
                       {"cpu_kernels_isa", cpu_isa_name(cpu_isa())},
                       {"onednn_isa", onednn_cpu_isa_name()},
                       {"precision", o.precision},
+                      {"device", be->description()},
                       {"threads", be->threads()},
                       {"batch", b.B},
                       {"seq", b.T},
@@ -175,6 +179,9 @@ Action add_bench(CLI::App& app) {
   cmd->add_option("--steps", o->steps, "timed steps (median reported)")->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
   cmd->add_option("--threads", o->threads, "0 = all cores")->capture_default_str();
+  cmd->add_option("--device", o->device,
+                  "cpu, cuda, or auto (cuda if this build has it and a GPU is visible)")
+      ->capture_default_str();
   cmd->add_option("--precision", o->precision, "fp32 or bf16")->capture_default_str();
   cmd->add_flag("--activation-checkpointing", o->checkpointing, "recompute layers in backward");
   cmd->add_option("--save-model", o->save_model,

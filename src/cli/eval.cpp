@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/select.h"
 #include "cli/verbs.h"
 #include "core/error.h"
 #include "eval/evaluator.h"
@@ -21,7 +22,7 @@ namespace lathe::cli {
 namespace {
 
 struct EvalOptions {
-  std::string config, metrics, data, samples;
+  std::string config, metrics, data, samples, device;
   std::vector<std::string> overrides;
   int64_t max_samples = -1, max_new_tokens = -1;
 };
@@ -46,7 +47,9 @@ int run_eval(const EvalOptions& o) {
   if (!cfg.peft.adapter.empty() && cfg.peft.method == "none") cfg.peft.method = "lora";
   cfg.train.activation_checkpointing = false;
 
-  auto be = make_cpu_backend(int(cfg.train.threads));
+  if (!o.device.empty()) cfg.train.device = o.device;
+  auto be = make_backend(cfg.train.device, int(cfg.train.threads));
+  std::fprintf(stderr, "device: %s\n", be->description().c_str());
   const LlamaConfig mc = llama_config_from_json_file(cfg.model.path + "/config.json");
   std::unique_ptr<Tokenizer> tok = Tokenizer::load(cfg.model.path);
   std::vector<TokenRow> rows;
@@ -105,6 +108,8 @@ Action add_eval(CLI::App& app) {
   cmd->add_option("--metrics", o->metrics,
                   "comma-separated: loss,ppl,rouge,bleu,exact_match (default: eval.metrics)");
   cmd->add_option("--data", o->data, "jsonl to evaluate on instead of data.eval");
+  cmd->add_option("--device", o->device,
+                  "cpu, cuda or auto; overrides train.device (default: the config's, auto)");
   cmd->add_option("--max-samples", o->max_samples, "rows to generate for (0 = all)");
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "tokens generated per row");
   cmd->add_option("--samples", o->samples, "write prompt/reference/prediction per row to this jsonl");

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "backend/host_staging.h"
+#include "backend/select.h"
 #include "core/error.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
@@ -29,6 +31,9 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("--seed", o.seed, "sampling seed")->capture_default_str();
   cmd->add_flag("--ignore-eos", o.ignore_eos, "do not stop at EOS (for benchmarks)");
   cmd->add_option("--threads", f.threads, "0 = all cores")->capture_default_str();
+  cmd->add_option("--device", f.device,
+                  "cpu, cuda, or auto (cuda if this build has it and a GPU is visible)")
+      ->capture_default_str();
   cmd->add_option("--precision", f.precision, "fp32 or bf16")->capture_default_str();
   cmd->add_flag("--profile", f.profile, "print the time spent in each op at exit");
 }
@@ -38,7 +43,8 @@ LoadedModel load_for_generation(const GenerationFlags& f) {
   LATHE_CHECK(fs::is_directory(f.model), "--model ", f.model,
               ": not a folder; give an HF model folder with config.json and *.safetensors");
   LoadedModel m;
-  m.backend = make_cpu_backend(f.threads);
+  m.backend = make_backend(f.device, f.threads);
+  std::fprintf(stderr, "device: %s\n", m.backend->description().c_str());
   if (f.profile) m.backend = make_profiling_backend(std::move(m.backend));
   const LlamaConfig cfg = llama_config_from_json_file((fs::path(f.model) / "config.json").string());
   if (f.adapter.empty()) {
@@ -52,7 +58,9 @@ LoadedModel load_for_generation(const GenerationFlags& f) {
     a.base_dtype = f.precision == "bf16" ? BaseDtype::BF16 : BaseDtype::F32;
     m.model = std::make_unique<LlamaModel>(cfg, *m.backend, precision_from_name(f.precision), false, &a);
     m.model->load(SafetensorsModel(f.model));
-    load_peft_weights(f.adapter, m.model->lora_table(), m.model->lora_params());
+    HostWrite<float> lora(*m.backend, m.model->lora_params(), m.model->lora_table().total);
+    load_peft_weights(f.adapter, m.model->lora_table(), lora.get());
+    lora.commit();
     m.model->refresh_compute_weights();
   }
   m.tokenizer = Tokenizer::load(f.model);

@@ -17,6 +17,7 @@ struct GenerationFlags {
   std::string model;
   std::string adapter;  // optional PEFT LoRA adapter on top of the model
   int threads = 0;
+  std::string device = "auto";  // cpu | cuda | auto
   std::string precision = "fp32";
   bool profile = false;
   GenerationOptions options;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "backend/select.h"
 #include "cli/verbs.h"
 #include "core/error.h"
 #include "io/hf_export.h"
@@ -28,7 +29,9 @@ Action add_merge(CLI::App& app) {
       ->check(CLI::IsMember({"bf16", "fp32"}));
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)");
   return [o]() {
-    auto be = make_cpu_backend(o->threads);
+    // On the CPU on every build: a merge is one pass of small products, and its fp32
+    // result should not depend on which GPU (or none) the machine has.
+    auto be = make_backend("cpu", o->threads);
     const LlamaConfig mc = llama_config_from_json_file(o->base + "/config.json");
     LoraSpec spec = read_peft_config(o->adapter);
     const LoraTable table = make_lora_table(mc, spec);

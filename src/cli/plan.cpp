@@ -1,6 +1,6 @@
 // lathe plan CONFIG [section.key=value ...] --world-size N [--gpu-mem 24GiB] [--host-mem 256GiB]
 // Per-process device and host memory of a training run for each sharding strategy, and
-// the least-sharded setting that fits (src/dist/memory_plan.h).
+// the least-sharded setting that fits (src/train/memory_plan.h).
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -9,8 +9,8 @@
 
 #include "cli/verbs.h"
 #include "core/error.h"
-#include "dist/memory_plan.h"
 #include "train/config.h"
+#include "train/memory_plan.h"
 
 namespace lathe::cli {
 namespace {

@@ -43,9 +43,11 @@ Action add_train(CLI::App& app) {
       const double ready =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - g_launch).count();
       std::fprintf(stderr,
-                   "model: %zu parameters, %s; %lld steps; first step starts %.3fs after launch\n"
+                   "model: %zu parameters, %s on %s; %lld steps; first step starts %.3fs after "
+                   "launch\n"
                    "MFU against the matrix-product peak: %s\n",
                    trainer->model().num_params(), cfg.train.precision.c_str(),
+                   trainer->model().backend().description().c_str(),
                    static_cast<long long>(trainer->total_steps()), ready,
                    trainer->matmul_peak().describe().c_str());
       trainer->run();

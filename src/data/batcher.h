@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "data/batch.h"
 #include "data/input_ids_source.h"
-#include "model/batch.h"
 
 namespace lathe {
 

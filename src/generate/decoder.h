@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "core/device_buffer.h"
+#include "backend/device_buffer.h"
 #include "generate/kv_cache.h"
 #include "model/llama.h"
 

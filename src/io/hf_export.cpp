@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/host_staging.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/llama.h"
@@ -70,6 +71,7 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
   uint64_t bytes = 0, total = 0;
   // full_shard: this process holds [b, e) of the flat parameters and writes exactly those.
   const auto held = model.sharded() ? model.shard_range() : std::pair<size_t, size_t>{0, model.num_params()};
+  const HostRead<float> params(model.backend(), model.params(), held.second);
   for (const ParamEntry& e : model.table().entries) {
     const uint64_t nbytes = uint64_t(e.numel) * dtype_size(dtype);
     if (bytes + nbytes > kMaxShardBytes && !files.back().empty()) {
@@ -79,7 +81,7 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
     TensorFromF32 t{e.name, dtype, e.shape, nullptr, 0};
     const size_t lo = std::max(e.offset, held.first);
     const size_t hi = std::min(e.offset + e.numel, held.first + held.second);
-    if (lo < hi) t.data = model.params() + (lo - held.first), t.data_first = lo - e.offset;
+    if (lo < hi) t.data = params.get() + (lo - held.first), t.data_first = lo - e.offset;
     if (files.back().empty()) file_elems.back().first = e.offset;
     file_elems.back().second = e.offset + e.numel;
     files.back().push_back(t);

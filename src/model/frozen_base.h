@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "core/device_buffer.h"
+#include "backend/device_buffer.h"
 #include "model/layer_slots.h"
 #include "model/llama_config.h"
 #include "model/param_table.h"

@@ -5,6 +5,7 @@
 #include <random>
 #include <sstream>
 
+#include "backend/host_staging.h"
 #include "core/error.h"
 #include "dist/comm_worker.h"
 #include "io/safetensors.h"
@@ -81,6 +82,10 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, Precision precision,
   }
   if (shard && shard->worker && shard->worker->comm().size() > 1) {
     LATHE_CHECK(!table_.layers.empty(), "full_shard needs at least one layer");
+    // The gathers and reductions run MPI collectives and elementwise loops on the host,
+    // straight on the model's buffers.
+    LATHE_CHECK(be_.host_accessible(), "full_shard on the ", be_.name(),
+                " backend needs device collectives (NCCL), which are not written yet");
     sharded_ = true;
     shard_ = *shard;
     layer_span_ = table_.layers.size() > 1 ? table_.layers[1].ln1 - table_.layers[0].ln1
@@ -120,6 +125,7 @@ TrainableParams LlamaModel::trainable() {
 
 void LlamaModel::store_frozen(const ParamEntry& e, const float* values) {
   if (frozen_) return frozen_->set(e, values);
+  if (!sharded_) return be_.copy(params_.get() + e.offset, values, e.numel * sizeof(float));
   // full_shard: keep the part of the tensor inside this process's range.
   const size_t lo = std::max(e.offset, shard_.begin);
   const size_t hi = std::min(e.offset + e.numel, shard_.begin + shard_.count);
@@ -144,10 +150,12 @@ std::pair<size_t, size_t> LlamaModel::layer_trainable_range(int64_t l) const {
 }
 
 void LlamaModel::load_impl(const SafetensorsModel& weights, bool allow_vocab_growth) {
-  std::vector<float> staging;  // a frozen base converts each tensor on its way in
+  std::vector<float> staging;
   for (const ParamEntry& e : table_.entries) {
     const TensorInfo& t = weights.get(e.name);
-    const bool staged = frozen_ || sharded_;
+    // Staged: a frozen base converts each tensor on its way in, a shard keeps part of it,
+    // and a device the host cannot write receives it by copy.
+    const bool staged = frozen_ || sharded_ || !be_.host_accessible();
     if (staged) staging.resize(e.numel);
     float* dst = staged ? staging.data() : params_.get() + e.offset;
     const bool vocab_rows = e.name == "model.embed_tokens.weight" || e.name == "lm_head.weight";
@@ -178,12 +186,16 @@ void LlamaModel::init_random(uint64_t seed) {
   std::vector<float> staging;
   for (const ParamEntry& e : table_.entries) {
     const bool is_norm = e.shape.size() == 1;
-    const bool staged = frozen_ || sharded_;
+    const bool staged = frozen_ || sharded_ || !be_.host_accessible();
     float* p = staged ? (staging.resize(e.numel), staging.data()) : params_.get() + e.offset;
     for (size_t i = 0; i < e.numel; ++i) p[i] = is_norm ? 1.0f : normal(rng);
     if (staged) store_frozen(e, p);
   }
-  if (frozen_) init_lora_weights(lora_, lora_params_.get(), seed ^ 0x10a4ull);
+  if (frozen_) {
+    HostWrite<float> lora(be_, lora_params_.get(), lora_.total);
+    init_lora_weights(lora_, lora.get(), seed ^ 0x10a4ull);
+    lora.commit();
+  }
   refresh_compute_weights();
 }
 
@@ -212,11 +224,13 @@ std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
   LATHE_CHECK(
       !sharded_,
       "a full_shard model is exported by all processes together (export_hf_model_parallel)");
-  // fp32 is written straight from the master weights; other dtypes need one converted copy.
+  // fp32 is written straight from the master weights where the host can read them; other
+  // dtypes (and a device's weights) need one converted copy.
   const uint8_t* base = reinterpret_cast<const uint8_t*>(params_.get());
-  if (out_dtype != DType::F32) {
+  if (out_dtype != DType::F32 || !be_.host_accessible()) {
+    const HostRead<float> master(be_, params_.get(), table_.total);
     storage.resize(table_.total * dtype_size(out_dtype));
-    convert_from_f32(params_.get(), storage.data(), out_dtype, table_.total);
+    convert_from_f32(master.get(), storage.data(), out_dtype, table_.total);
     base = storage.data();
   }
   std::vector<TensorToWrite> out;
@@ -455,8 +469,15 @@ double LlamaModel::forward(const Batch& b, float* logits) {
   // Without a logits buffer (evaluation) the loss is computed chunk by chunk, so a 128K
   // vocabulary never needs B·T·V floats.
   if (!logits) return head_loss_and_grad(b, 1.0f, nullptr);
-  float* out = logits;
-  matmul_xwT(out, xn_final_.get(), hw.lm_head, M, V, C, 0.0f);
+  // `logits` is host memory: a device writes them to its own buffer, then copies.
+  const float* out = logits;
+  if (be_.host_accessible()) {
+    matmul_xwT(logits, xn_final_.get(), hw.lm_head, M, V, C, 0.0f);
+  } else {
+    DeviceBuffer<float> dev(be_, size_t(M * V));
+    matmul_xwT(dev.get(), xn_final_.get(), hw.lm_head, M, V, C, 0.0f);
+    be_.copy(logits, dev.get(), size_t(M * V) * sizeof(float));
+  }
   // Loss from the logits without disturbing them.
   double loss = 0;
   for (int64_t i = 0; i < M; ++i) {

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "core/device_buffer.h"
+#include "backend/device_buffer.h"
 #include "core/dtype.h"
-#include "model/batch.h"
+#include "data/batch.h"
 #include "model/frozen_base.h"
 #include "model/layer_slots.h"
 #include "model/llama_config.h"
@@ -113,7 +113,7 @@ class LlamaModel {
   // LoRA: the adapter layout and its flat fp32 buffer (null / empty without adapters).
   bool has_adapters() const { return frozen_ != nullptr; }
   const LoraTable& lora_table() const { return lora_; }
-  float* lora_params() { return lora_params_.get(); }
+  float* lora_params() { return lora_params_.get(); }  // backend memory
   const FrozenBase* frozen_base() const { return frozen_.get(); }
   // What the optimizer, clipping and checkpoints work on.
   TrainableParams trainable();
@@ -122,7 +122,8 @@ class LlamaModel {
   // The LoRA dropout mask of the next forward_backward derives from this seed.
   void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
 
-  // fp32 master weights and their gradients (full fine-tuning; null with adapters).
+  // fp32 master weights and their gradients (full fine-tuning; null with adapters), in
+  // backend memory: the host reaches them through backend/host_staging.h.
   float* params() { return params_.get(); }
   const float* params() const { return params_.get(); }
   float* grads() { return grads_.get(); }
@@ -154,7 +155,8 @@ class LlamaModel {
   // Call after params() changed outside the optimizer (load, init, resume, and every
   // update of a sharded model, whose gathered copies then go stale).
   void refresh_compute_weights();
-  // HF tensors for saving, converted to out_dtype into `storage`.
+  // HF tensors for saving, converted to out_dtype into `storage` (host memory; fp32 from a
+  // host-accessible backend points at the master weights instead).
   std::vector<TensorToWrite> export_tensors(DType out_dtype, std::vector<uint8_t>& storage) const;
 
   // What products read for layer l / the embedding and head: bf16-rounded in bf16
@@ -170,8 +172,8 @@ class LlamaModel {
   // Forward and backward of sum(CE over targets) * loss_scale; parameter gradients
   // accumulate (+=) so micro-batches add up. Returns the unscaled loss sum.
   double forward_backward(const Batch& batch, float loss_scale);
-  // Forward only; returns the summed loss and, if logits != nullptr, fills [B*T, V]
-  // (without, the loss is computed in vocabulary-sized chunks of rows).
+  // Forward only; returns the summed loss and, if logits != nullptr, fills [B*T, V] of
+  // host memory (without, the loss is computed in vocabulary-sized chunks of rows).
   double forward(const Batch& batch, float* logits);
 
  private:

@@ -1,6 +1,6 @@
 #include "model/lora_merge.h"
 
-#include "core/device_buffer.h"
+#include "backend/device_buffer.h"
 #include "core/error.h"
 
 namespace lathe {

@@ -29,6 +29,7 @@ constexpr std::array<std::string_view, 8> kDataFormats = {
 constexpr std::array<std::string_view, 2> kBadRowPolicies = {"error", "skip"};
 constexpr std::array<std::string_view, 2> kTooLongPolicies = {"truncate", "drop"};
 constexpr std::array<std::string_view, 2> kPrecisions = {"fp32", "bf16"};
+constexpr std::array<std::string_view, 3> kDevices = {"cpu", "cuda", "auto"};
 constexpr std::array<std::string_view, 2> kPaddings = {"longest", "max_length"};
 constexpr std::array<std::string_view, 4> kSchedules = {"constant", "linear", "cosine", "step"};
 constexpr std::array<std::string_view, 3> kSaveDtypes = {"", "bf16", "fp32"};
@@ -112,6 +113,9 @@ const KeyDef kKeys[] = {
               .doc = "without data.eval: hold out this share of data.train (seeded) for eval",
               .check = check_split),
     LATHE_KEY(data, cache_dir, .doc = "tokenized-data cache folder; \"\" = ~/.cache/lathe/datasets"),
+    LATHE_KEY(train, device,
+              .doc = "where to compute; auto = cuda if this build has it and a GPU is visible",
+              .choices = kDevices),
     LATHE_KEY(train, precision, .doc = "training precision", .choices = kPrecisions),
     LATHE_KEY(train, batch_size, .doc = "micro-batch size per process",
               .check = at_least<int64_t{1}>),

@@ -32,6 +32,7 @@ struct DataSection {
 };
 
 struct TrainSection {
+  std::string device = "auto";     // cpu | cuda | auto (cuda when built with it and a GPU is seen)
   std::string precision = "bf16";  // fp32 | bf16
   int64_t batch_size = 4;          // micro-batch per process
   int64_t grad_accum = 1;

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/host_staging.h"
 #include "core/error.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
@@ -63,10 +64,12 @@ std::unique_ptr<LlamaModel> load_model(const Config& cfg, const LlamaConfig& mc,
   else
     model->load(weights);
   if (!adapter) return model;
+  HostWrite<float> lora(be, model->lora_params(), model->lora_table().total);
   if (!cfg.peft.adapter.empty())
-    load_peft_weights(cfg.peft.adapter, model->lora_table(), model->lora_params());
+    load_peft_weights(cfg.peft.adapter, model->lora_table(), lora.get());
   else
-    init_lora_weights(model->lora_table(), model->lora_params(), cfg.train.seed);
+    init_lora_weights(model->lora_table(), lora.get(), cfg.train.seed);
+  lora.commit();
   model->refresh_compute_weights();
   const FrozenBaseBytes fb = model->frozen_base()->bytes();
   std::fprintf(stderr,

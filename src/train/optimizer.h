@@ -4,7 +4,7 @@
 #include <cstddef>
 
 #include "backend/backend.h"
-#include "core/device_buffer.h"
+#include "backend/device_buffer.h"
 #include "model/llama.h"
 
 namespace lathe {

@@ -14,7 +14,9 @@
 #include <optional>
 #include <thread>
 
+#include "backend/host_staging.h"
 #include "backend/peak.h"
+#include "backend/select.h"
 #include "core/cpu_isa.h"
 #include "core/error.h"
 #include "data/batcher.h"
@@ -121,7 +123,7 @@ int threads_per_process(int requested, int local_processes, bool report) {
 
 }  // namespace
 
-Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
+Trainer::Trainer(const Config& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg) {
   LATHE_CHECK(!cfg_.model.path.empty(),
               "model.path is not set: give the HF model folder, e.g. model.path=path/to/model");
   LATHE_CHECK(!cfg_.data.train.empty(),
@@ -136,8 +138,15 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
   update_strategy_ = shards_params && lora ? ShardStrategy::Zero2 : strategy_;
   // Processes sharing a machine share its cores, unless told otherwise (train.threads,
   // OMP_NUM_THREADS): each would otherwise start a thread per core.
-  be_ = make_cpu_backend(
-      threads_per_process(int(cfg_.train.threads), local_process_count(), comm_->rank() == 0));
+  be_ = backend ? std::move(backend)
+                : make_backend(cfg_.train.device,
+                               threads_per_process(int(cfg_.train.threads), local_process_count(),
+                                                   comm_->rank() == 0));
+  // Collectives (MPI) and the sharded paths work on the buffers from the host.
+  LATHE_CHECK(comm_->size() == 1 || be_->host_accessible(), comm_->size(), " processes on the ",
+              be_->description(),
+              " backend need device collectives (NCCL), which are not written yet: run one "
+              "process per job there, or set train.device=cpu");
 
   const std::string config_path = (fs::path(cfg_.model.path) / "config.json").string();
   LlamaConfig mc = llama_config_from_json_file(config_path);
@@ -266,10 +275,15 @@ Trainer::Trainer(const Config& cfg) : cfg_(cfg) {
     if (auto latest = checkpoint_latest(cfg_.output.dir)) {
       // A checkpoint written by any number of processes: each reads all parameters and
       // the optimizer state of its own range.
+      // Read on the host, then copied to the backend (in place where it is host memory).
+      const size_t held = model_->sharded() ? shard_.second : n;
+      HostWrite<float> params(*be_, model_->trainable().params, held, /*keep=*/true);
+      HostWrite<float> m(*be_, optimizer_->m(), shard_.second, true);
+      HostWrite<float> v(*be_, optimizer_->v(), shard_.second, true);
       CheckpointState s = checkpoint_load_range(
-          *latest, model_->trainable().params, optimizer_->m(), optimizer_->v(),
-          model_->sharded() ? model_->num_params() : n, shard_.first, shard_.second,
-          /*params_in_range=*/model_->sharded());
+          *latest, params.get(), m.get(), v.get(), model_->sharded() ? model_->num_params() : n,
+          shard_.first, shard_.second, /*params_in_range=*/model_->sharded());
+      params.commit(), m.commit(), v.commit();
       LATHE_CHECK(s.seed == cfg_.train.seed, *latest, ": written with train.seed=", s.seed,
                   " but this run has train.seed=", cfg_.train.seed,
                   ": resume with the same seed or start a new output.dir");
@@ -491,9 +505,12 @@ std::string Trainer::save_checkpoint() {
   s.num_params = t.n;
   s.model_config_json = nlohmann::json::parse(model_config_json_).dump();
   last_save_step_ = step_;
-  if (comm_->size() == 1)
-    return checkpoint_save(cfg_.output.dir, s, {t.params, optimizer_->m(), optimizer_->v(), t.n},
+  if (comm_->size() == 1) {
+    const HostRead<float> params(*be_, t.params, t.n), m(*be_, optimizer_->m(), t.n),
+        v(*be_, optimizer_->v(), t.n);
+    return checkpoint_save(cfg_.output.dir, s, {params.get(), m.get(), v.get(), t.n},
                            cfg_.output.keep_last, best_dir_);
+  }
   // Each process writes one range, in parallel: its optimizer shard, or (no_shard, where
   // everything is replicated) an equal share.
   if (model_->sharded()) {
@@ -651,7 +668,8 @@ void Trainer::run() {
   }
   if (!lead) return;
   if (model_->has_adapters()) {
-    save_peft_adapter(final_dir, model_->lora_table(), model_->lora_params(), dtype,
+    const HostRead<float> lora(*be_, model_->lora_params(), model_->lora_table().total);
+    save_peft_adapter(final_dir, model_->lora_table(), lora.get(), dtype,
                       fs::absolute(cfg_.model.path).lexically_normal().string());
     std::fprintf(stderr,
                  "saved %s (PEFT LoRA adapter, %s); merge it with: lathe merge --base %s "

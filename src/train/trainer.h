@@ -5,20 +5,20 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <ostream>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/device_buffer.h"
 #include "backend/peak.h"
-#include "core/device_buffer.h"
 #include "data/input_ids_source.h"
 #include "data/sampler.h"
-#include "model/llama.h"
 #include "dist/comm_worker.h"
 #include "dist/communicator.h"
 #include "dist/strategy.h"
+#include "model/llama.h"
 #include "train/config.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
@@ -46,8 +46,9 @@ std::string logged_metric_name(const std::string& name);
 
 class Trainer {
  public:
-  // Loads the model and data and, with train.resume, the newest checkpoint.
-  explicit Trainer(const Config& cfg);
+  // Loads the model and data and, with train.resume, the newest checkpoint. It computes on
+  // train.device, or on `backend` where one is given (tests wrap the CPU's this way).
+  explicit Trainer(const Config& cfg, std::unique_ptr<Backend> backend = nullptr);
   ~Trainer();
 
   // Runs to the end (or until stop is requested), saving checkpoints and final/.

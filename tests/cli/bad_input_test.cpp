@@ -119,5 +119,22 @@ TEST(BadInput, WrongConfigTypeNamesKey) {
   expect_one_line_error(run(train_args(dir, "train.batch_size=many")), {"train.batch_size"});
 }
 
+TEST(BadInput, UnknownDevice) {
+  const std::string dir = scratch_model("bad_device");
+  expect_one_line_error(run(train_args(dir, "train.device=tpu")), {"train.device", "tpu"});
+  expect_one_line_error(run("bench --peak --device tpu"), {"unknown device 'tpu'"});
+}
+
+#ifndef LATHE_HAVE_CUDA
+// A build without CUDA asked for it says how to get it, for every verb that computes.
+TEST(BadInput, CudaOnABuildWithoutIt) {
+  const std::string dir = scratch_model("no_cuda");
+  expect_one_line_error(run(train_args(dir, "train.device=cuda")), {"-DLATHE_CUDA=ON"});
+  expect_one_line_error(run("bench --peak --device cuda"), {"-DLATHE_CUDA=ON"});
+  expect_one_line_error(
+      run("generate --model " + dir + "/model --prompt hello --device cuda"), {"-DLATHE_CUDA=ON"});
+}
+#endif
+
 }  // namespace
 }  // namespace lathe

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "data/batch.h"
 #include "io/safetensors.h"
-#include "model/batch.h"
 #include "train/config.h"
 
 namespace lathe::testing {
@@ -74,6 +74,7 @@ inline Config golden_train_config(const std::string& case_dir, const std::string
   c.train.max_steps = t.at("max_steps");
   c.train.grad_clip = t.at("grad_clip");
   c.train.threads = 2;
+  c.train.device = "cpu";  // the CPU is the reference, whatever a CUDA build finds
   c.output.dir = out_dir;
   return c;
 }

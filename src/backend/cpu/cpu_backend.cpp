@@ -29,6 +29,10 @@ class CpuBackend final : public Backend {
     threads_ = omp_get_max_threads();
   }
   std::string name() const override { return "cpu"; }
+  std::string description() const override {
+    return "cpu (" + std::to_string(threads_) + " threads)";
+  }
+  bool host_accessible() const override { return true; }
   int threads() const override { return threads_; }
 
   void* alloc(size_t bytes) override {

@@ -74,6 +74,13 @@ class CudaBackend final : public Backend {
     cudaStreamDestroy(stream_);
   }
   std::string name() const override { return "cuda"; }
+  std::string description() const override {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, device_) != cudaSuccess)
+      return "cuda:" + std::to_string(device_);
+    return "cuda:" + std::to_string(device_) + " (" + prop.name + ", " +
+           std::to_string(prop.totalGlobalMem >> 30) + " GiB)";
+  }
   bool bf16_kernels() const override { return true; }  // tensor cores, see matmul
   int threads() const override { return 1; }
 

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/nf4_table.h"
 #include "kernels/cpu/isa_namespace.h"
-#include "model/nf4.h"
 
 namespace lathe::cpu::LATHE_KERNEL_NS {
 

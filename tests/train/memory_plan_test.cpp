@@ -1,7 +1,7 @@
 // The memory planner: the ZeRO formulas by hand, lathe's layout by hand for the 56M bench
 // model, and the planner's total against the peak RSS `lathe bench` measures.
 #include "backend/peak.h"
-#include "dist/memory_plan.h"
+#include "train/memory_plan.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

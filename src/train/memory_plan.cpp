@@ -1,4 +1,4 @@
-#include "dist/memory_plan.h"
+#include "train/memory_plan.h"
 
 #include <algorithm>
 #include <cctype>
