@@ -1,10 +1,11 @@
 // The device choice: names, what auto means on this build, the error for cuda where it
 // cannot run, and which GPU a process of a multi-process launch takes.
+#include "backend/select.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 
-#include "backend/select.h"
 #include "core/error.h"
 
 namespace lathe {

@@ -131,8 +131,8 @@ TEST(BadInput, CudaOnABuildWithoutIt) {
   const std::string dir = scratch_model("no_cuda");
   expect_one_line_error(run(train_args(dir, "train.device=cuda")), {"-DLATHE_CUDA=ON"});
   expect_one_line_error(run("bench --peak --device cuda"), {"-DLATHE_CUDA=ON"});
-  expect_one_line_error(
-      run("generate --model " + dir + "/model --prompt hello --device cuda"), {"-DLATHE_CUDA=ON"});
+  expect_one_line_error(run("generate --model " + dir + "/model --prompt hello --device cuda"),
+                        {"-DLATHE_CUDA=ON"});
 }
 #endif
 
