@@ -70,6 +70,9 @@ class Backend {
 
   // One line for the startup log, naming the device (a GPU's model, for instance).
   virtual std::string description() const { return name(); }
+  // What runs the matrix products, e.g. "oneDNN avx2" or "cuBLASLt": MFU peaks are kept
+  // per kernel family, since an ISA cap or a library update changes the peak.
+  virtual std::string matmul_kernels() const { return name(); }
   // Whether host code may read and write this backend's memory in place. True on the CPU,
   // whose memory is host memory; false (the default) for a GPU's, which host code reaches
   // only through copy(). Code above the seam writes in place where this is true, so the

@@ -3,13 +3,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 
-#include "backend/cpu/onednn_matmul.h"
 #include "backend/device_buffer.h"
 #include "core/cpu_isa.h"
 #include "core/paths.h"
@@ -33,9 +33,8 @@ bool bf16_kernels_for(const Backend& be, const std::string& precision) {
 }
 
 std::string kernels_for(const Backend& be, const std::string& precision) {
-  std::string k = be.name() + (bf16_kernels_for(be, precision) ? " bf16" : " fp32") + " kernels";
-  if (be.name() == "cpu") k += " (oneDNN " + onednn_cpu_isa_name() + ")";
-  return k;
+  return be.name() + (bf16_kernels_for(be, precision) ? " bf16" : " fp32") + " kernels (" +
+         be.matmul_kernels() + ")";
 }
 
 // The machine, as far as the cache key needs it: the CPU model for CPU backends, so a home
@@ -103,9 +102,10 @@ double measure_matmul_peak_gflops(Backend& be, const std::string& precision) {
 std::string matmul_peak_cache_path(const Backend& be, const std::string& precision) {
   // The kernels differ by precision only where the backend has bf16 ones.
   const std::string kind = bf16_kernels_for(be, precision) ? "_bf16" : "";
-  std::string isa;
-  if (be.name() == "cpu") isa = "_" + onednn_cpu_isa_name();
-  return user_cache_dir() + "/matmul_peak_" + be.name() + kind + isa + "_t" +
+  std::string lib = be.matmul_kernels();
+  for (char& ch : lib)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return user_cache_dir() + "/matmul_peak_" + be.name() + kind + "_" + lib + "_t" +
          std::to_string(be.threads()) + "_" + machine_key(be) + ".txt";
 }
 

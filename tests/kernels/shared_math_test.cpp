@@ -4,6 +4,7 @@
 // machine with one. Each loop below walks the elements as the CUDA kernel's threads do.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -68,13 +69,18 @@ TEST(SharedMath, ExpPolyEqualsCpuExpVecAndIsAccurate) {
   }
 }
 
-// fp32 results of the same formula may differ in the last place where the CPU kernel's
-// vectorized clone fuses a multiply-add; anything beyond 2 ulp is a different formula.
+// fp32 results of the same formula differ in the last places where a multiply-add is
+// fused: the CPU kernels run a variant compiled for the CPU's level (FMA on AVX2 and
+// AVX-512) and nvcc contracts as well. Up to 8 ulp of the value (3-4 seen), plus 2e-7 of
+// the array's largest value where terms cancel (RoPE's x1·c - x2·s near zero); a
+// different formula is off by far more.
 void expect_ulp_close(const std::vector<float>& got, const std::vector<float>& want,
                       const char* what, uint32_t seed) {
   ASSERT_EQ(got.size(), want.size());
+  float scale = 0;
+  for (float w : want) scale = std::max(scale, std::fabs(w));
   for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], want[i], 2.5e-7f * std::fabs(want[i]) + 1e-30f)
+    ASSERT_NEAR(got[i], want[i], 1e-6f * std::fabs(want[i]) + 2e-7f * scale + 1e-30f)
         << what << " at " << i << " seed=" << seed;
 }
 

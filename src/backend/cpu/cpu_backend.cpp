@@ -56,6 +56,7 @@ class CpuBackend final : public Backend {
 
   void matmul(const MatmulArgs& a) override { mm_.run(a); }
   bool bf16_kernels() const override { return mm_.bf16_kernels(); }
+  std::string matmul_kernels() const override { return "oneDNN " + onednn_cpu_isa_name(); }
 
   void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M,
                          int64_t C) override {

@@ -81,6 +81,7 @@ class CudaBackend final : public Backend {
     return "cuda:" + std::to_string(device_) + " (" + prop.name + ", " +
            std::to_string(prop.totalGlobalMem >> 30) + " GiB)";
   }
+  std::string matmul_kernels() const override { return "cuBLASLt"; }
   bool bf16_kernels() const override { return true; }  // tensor cores, see matmul
   int threads() const override { return 1; }
 

@@ -3,7 +3,7 @@
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/quant.h"
 #include "kernels/cuda/quant_kernels.cuh"
-#include "model/nf4.h"
+#include "core/nf4_table.h"
 
 namespace lathe::cuda {
 namespace {

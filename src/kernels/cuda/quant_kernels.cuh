@@ -4,7 +4,7 @@
 #include "kernels/common/elementwise_math.h"
 #include "kernels/common/quant_math.h"
 #include "kernels/cuda/reduce.cuh"
-#include "model/nf4.h"
+#include "core/nf4_table.h"
 
 namespace lathe::cuda::quant_kernels {
 // Internal linkage: the tests compile these again for the host, in the same binary.
