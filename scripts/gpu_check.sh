@@ -60,7 +60,8 @@ run_step() {
   local rc=${PIPESTATUS[0]}
   tail -n 4 "$LOG/$name.err" | sed 's/^/   | /'
   echo "   ($name: exit $rc after $((SECONDS - t)) s, limit ${limit} s)"
-  record "$name" ran --rc "$rc" --stdout "$LOG/$name.out" --note "limit ${limit}s"
+  record "$name" ran --rc "$rc" --stdout "$LOG/$name.out" --stderr "$LOG/$name.err" \
+    --note "limit ${limit}s"
 }
 
 # --- the machine and the bundle ---

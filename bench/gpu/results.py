@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The GPU check's results file and summary table (scripts/gpu_check.sh).
 
-  results.py record FILE NAME STATUS [--rc N] [--stdout F] [--note TEXT]
+  results.py record FILE NAME STATUS [--rc N] [--stdout F] [--stderr F] [--note TEXT]
       appends {"check", "status", "rc", "note", "result"} to FILE (JSON lines); result is
-      the last JSON object line of F (a bench's output), if any.
+      the last JSON object line of F (a bench's output), if any. STATUS "ran": ok when
+      rc is 0 and there is a result, else fail (noting stderr's last line).
   results.py gtest FILE JSON_REPORT [--rc N]
       one line per group of CUDA tests (kernels, attention, model, matmul, other) from
       gtest's --gtest_output=json report: passed, failed, skipped.
@@ -51,6 +52,16 @@ def attention_rates(path, shape):
     return got if len(got) == 4 else None
 
 
+def last_line(path):
+    """The last non-empty line of a log, cut to 160 characters: why a step failed."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln.strip() for ln in f if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:160] if lines else ""
+
+
 def append(path, row):
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -72,6 +83,8 @@ def record(argv):
     note = opt(argv, "--note", "")
     if rc == "124":
         note = (note + " " if note else "") + "timed out"
+    elif status == "fail" and opt(argv, "--stderr"):
+        note = (note + ": " if note else "") + last_line(opt(argv, "--stderr"))
     append(path, {"check": name, "status": status, "rc": None if rc is None else int(rc),
                   "note": note, "result": result})
 
