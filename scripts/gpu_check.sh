@@ -132,7 +132,7 @@ run_step lathe_1b_lora 50 bundle "$LATHE" bench --device cuda --model-config "$M
   --precision bf16 --peft lora --lora-r 16 --steps 5 --warmup 2
 run_step hf_1b_lora 60 gpu "$PY" bench/gpu/hf_peer.py --config "$M1B" "${SHAPE[@]}" --peft lora --r 16 \
   --steps 5 --warmup 2
-run_step lathe_1b_qlora 50 bundle "$LATHE" bench --device cuda --model-config "$M1B" "${SHAPE[@]}" \
+run_step lathe_1b_qlora 60 bundle "$LATHE" bench --device cuda --model-config "$M1B" "${SHAPE[@]}" \
   --precision bf16 --peft qlora --lora-r 16 --steps 5 --warmup 2
 # lathe draws the random weights on the host, one at a time (LlamaModel::init_random,
 # ~10 ns a parameter): ~80 s of the 8B step before its first step. 70 s stay for step 8.
