@@ -6,6 +6,7 @@
 #                     driver (oneDNN, Open MPI and its dependencies, yaml-cpp, libgomp,
 #                     libstdc++, the CUDA runtime); the largest xz-compressed
 #   gpu-bundle/env.sh sets LD_LIBRARY_PATH (the bundle first, then the machine's toolkit)
+#   gpu-bundle/golden/ the PyTorch goldens of the whole-model tests (4 MiB)
 # cuBLASLt (libcublasLt.so.13, ~520 MiB) is too large to carry: the GPU machine's CUDA 13
 # toolkit provides it (/usr/local/cuda/lib64). Copy the repository with gpu-bundle/ to
 # the GPU machine and run scripts/gpu_check.sh there.
@@ -44,6 +45,16 @@ done | sort -u | while read -r name path; do
   cp -L "$path" "$OUT/lib/$name"
   strip --strip-unneeded "$OUT/lib/$name" 2>/dev/null || true
 done
+# The PyTorch goldens of the whole-model CUDA tests (tests/reference/llama_ref.py needs
+# torch, which the build machine has): written like ctest's reference.generate fixture,
+# again whenever the reference script is newer; gpu_check.sh points LATHE_GOLDEN_DIR here.
+GOLDEN=$BUILD/tests/golden
+if [ ! -f "$GOLDEN/manifest.json" ] || [ tests/reference/llama_ref.py -nt "$GOLDEN/manifest.json" ]; then
+  "${LATHE_PYTHON:-/usr/bin/python3}" tests/reference/llama_ref.py --out "$GOLDEN"
+fi
+mkdir -p "$OUT/golden"
+for g in gqa_untied mha_tied llama3_rope manifest.json; do cp -r "$GOLDEN/$g" "$OUT/golden/"; done
+
 if [ ! -f "$OUT/lib/libcudart.so.13" ] && [ -f /usr/local/cuda/lib64/libcudart.so.13 ]; then
   cp -L /usr/local/cuda/lib64/libcudart.so.13 "$OUT/lib/"
 fi
@@ -66,6 +77,7 @@ ENV
 git -C "$ROOT" rev-parse HEAD >"$OUT/COMMIT" 2>/dev/null || true
 
 echo "gpu-bundle: $(du -sh "$OUT" | cut -f1) ($(du -sm "$OUT" | cut -f1) MiB)"
+# shellcheck disable=SC2012
 ls -la "$OUT/bin" "$OUT/lib" | awk 'NF > 5 {printf "  %10d  %s\n", $5, $9}'
 size=$(du -sm "$OUT" | cut -f1)
 if [ "$size" -gt 60 ]; then

@@ -78,6 +78,10 @@ class Backend {
   // only through copy(). Code above the seam writes in place where this is true, so the
   // CPU path keeps its speed, and stages through host buffers and copy() where it is not.
   virtual bool host_accessible() const { return false; }
+  // The most device memory this backend has held at once since it was made, in bytes:
+  // alloc() and the backend's own scratch (workspaces, staging). 0 where the backend does
+  // not count (the CPU, whose memory is the process's: see its peak RSS instead).
+  virtual size_t peak_memory_bytes() const { return 0; }
 
   // Device memory, zero-filled, 64-byte aligned.
   virtual void* alloc(size_t bytes) = 0;

@@ -16,6 +16,7 @@ class ForwardingBackend : public Backend {
   int threads() const override { return in_->threads(); }
   std::string description() const override { return in_->description(); }
   bool host_accessible() const override { return in_->host_accessible(); }
+  size_t peak_memory_bytes() const override { return in_->peak_memory_bytes(); }
   void* alloc(size_t bytes) override { return in_->alloc(bytes); }
   void free(void* p) override { in_->free(p); }
   void copy(void* d, const void* s, size_t n) override { in_->copy(d, s, n); }

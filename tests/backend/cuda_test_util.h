@@ -16,6 +16,17 @@
 
 #include "backend/backend.h"
 
+// Skips the calling test (or fixture SetUp), with the reason, where CUDA cannot run.
+#ifdef LATHE_HAVE_CUDA
+#define LATHE_REQUIRE_CUDA()                                                                 \
+  do {                                                                                       \
+    if (::lathe::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine"; \
+  } while (0)
+#else
+#define LATHE_REQUIRE_CUDA() \
+  GTEST_SKIP() << "built without CUDA (configure with -DLATHE_CUDA=ON on a GPU machine)"
+#endif
+
 namespace lathe::test {
 
 class CudaVsCpu : public ::testing::Test {

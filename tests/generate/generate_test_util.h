@@ -3,6 +3,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -32,7 +33,13 @@ inline LoadedModel load_model(const std::string& dir, Precision p, bool tokenize
   return m;
 }
 
-inline std::string stories_dir() { return std::string(LATHE_SOURCE_DIR) + "/examples/stories260K"; }
+// $LATHE_SOURCE_DIR, where set, replaces the source tree this binary was built from (a
+// bundle run on another machine: scripts/gpu_check.sh).
+inline std::string source_dir() {
+  const char* env = std::getenv("LATHE_SOURCE_DIR");
+  return env && *env ? env : LATHE_SOURCE_DIR;
+}
+inline std::string stories_dir() { return source_dir() + "/examples/stories260K"; }
 
 // Loaded once per process (fp32).
 inline LoadedModel& stories() {

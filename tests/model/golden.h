@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,8 +16,11 @@
 
 namespace lathe::testing {
 
+// $LATHE_GOLDEN_DIR, where set, replaces the build tree's folder: the GPU check runs the
+// tests from a bundle on another machine, with the goldens beside it (gpu_check.sh).
 inline std::string golden_dir(const std::string& name) {
-  return std::string(LATHE_GOLDEN_DIR) + "/" + name;
+  const char* env = std::getenv("LATHE_GOLDEN_DIR");
+  return std::string(env && *env ? env : LATHE_GOLDEN_DIR) + "/" + name;
 }
 
 inline const std::vector<std::string>& golden_cases() {

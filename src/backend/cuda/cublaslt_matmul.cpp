@@ -21,9 +21,11 @@ int alignment(const void* p) {
 
 }  // namespace
 
-CublasLtMatmul::CublasLtMatmul(cudaStream_t stream) : stream_(stream) {
+CublasLtMatmul::CublasLtMatmul(cudaStream_t stream, DeviceMemoryAccount* account)
+    : stream_(stream), account_(account) {
   CUBLAS_CHECK(cublasLtCreate(&lt_));
   CUDA_CHECK(cudaMalloc(&workspace_, kWorkspace));
+  account_->allocated(kWorkspace);
 }
 
 CublasLtMatmul::~CublasLtMatmul() {
@@ -36,8 +38,10 @@ uint16_t* CublasLtMatmul::a_bf16(size_t elements) {
   if (elements > a_scratch_elems_) {
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may still be read
     CUDA_CHECK(cudaFree(a_scratch_));
+    account_->freed(a_scratch_elems_ * sizeof(uint16_t));
     a_scratch_ = nullptr;
     CUDA_CHECK(cudaMalloc(&a_scratch_, elements * sizeof(uint16_t)));
+    account_->allocated(elements * sizeof(uint16_t));
     a_scratch_elems_ = elements;
   }
   return a_scratch_;

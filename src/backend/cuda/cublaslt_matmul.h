@@ -9,12 +9,14 @@
 #include <tuple>
 
 #include "backend/backend.h"
+#include "backend/cuda/device_memory.h"
 
 namespace lathe {
 
 class CublasLtMatmul {
  public:
-  explicit CublasLtMatmul(cudaStream_t stream);
+  // account (not null) counts the workspace and the bf16 staging buffer.
+  CublasLtMatmul(cudaStream_t stream, DeviceMemoryAccount* account);
   ~CublasLtMatmul();
   CublasLtMatmul(const CublasLtMatmul&) = delete;
   CublasLtMatmul& operator=(const CublasLtMatmul&) = delete;
@@ -35,6 +37,7 @@ class CublasLtMatmul {
   uint16_t* a_bf16(size_t elements);
 
   cudaStream_t stream_;
+  DeviceMemoryAccount* account_;
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;
   uint16_t* a_scratch_ = nullptr;  // A as bf16 bits, for B_bf16 products; grows, never shrinks

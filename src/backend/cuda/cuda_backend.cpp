@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
 #include "backend/cuda/cublaslt_matmul.h"
+#include "backend/cuda/device_memory.h"
 #include "core/error.h"
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/attention.h"
@@ -28,7 +30,7 @@ namespace {
 // Device scratch that grows to the largest request and is reused after that.
 class Scratch {
  public:
-  explicit Scratch(cudaStream_t stream) : stream_(stream) {}
+  Scratch(cudaStream_t stream, DeviceMemoryAccount* account) : stream_(stream), account_(account) {}
   ~Scratch() { cudaFree(p_); }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
@@ -38,8 +40,10 @@ class Scratch {
     if (bytes > bytes_) {
       CUDA_CHECK(cudaStreamSynchronize(stream_));  // kernels may still read the old one
       CUDA_CHECK(cudaFree(p_));
+      account_->freed(bytes_);
       p_ = nullptr;
       CUDA_CHECK(cudaMalloc(&p_, bytes));
+      account_->allocated(bytes);
       bytes_ = bytes;
     }
     return static_cast<T*>(p_);
@@ -47,6 +51,7 @@ class Scratch {
 
  private:
   cudaStream_t stream_;
+  DeviceMemoryAccount* account_;
   void* p_ = nullptr;
   size_t bytes_ = 0;
 };
@@ -65,10 +70,10 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int device)
       : device_(device),
         stream_(make_stream(device)),
-        mm_(stream_),
-        delta_(stream_),
-        partial_(stream_),
-        row_loss_(stream_) {}
+        mm_(stream_, &memory_),
+        delta_(stream_, &memory_),
+        partial_(stream_, &memory_),
+        row_loss_(stream_, &memory_) {}
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     cudaStreamDestroy(stream_);
@@ -89,12 +94,19 @@ class CudaBackend final : public Backend {
     void* p = nullptr;
     CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 1));
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+    sizes_[p] = bytes;
+    memory_.allocated(bytes);
     return p;
   }
   void free(void* p) override {
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // pending kernels may still use it
     CUDA_CHECK(cudaFree(p));
+    if (auto it = sizes_.find(p); it != sizes_.end()) {
+      memory_.freed(it->second);
+      sizes_.erase(it);
+    }
   }
+  size_t peak_memory_bytes() const override { return memory_.peak; }
   void copy(void* dst, const void* src, size_t bytes) override {
     // cudaMemcpyDefault: host or device on either side (unified addressing).
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
@@ -192,6 +204,9 @@ class CudaBackend final : public Backend {
  private:
   int device_;
   cudaStream_t stream_;
+  // Before mm_ and the scratch buffers: their constructors already count into it.
+  DeviceMemoryAccount memory_;
+  std::unordered_map<void*, size_t> sizes_;  // alloc()'s blocks, for free()'s count
   CublasLtMatmul mm_;
   Scratch delta_;     // attention backward's rowsum(dO ∘ O), B·H·T floats
   Scratch partial_;   // sum_squares' per-chunk partial sums
