@@ -24,6 +24,7 @@ class ForwardingBackend : public Backend {
   void sync() override { in_->sync(); }
   void matmul(const MatmulArgs& a) override { in_->matmul(a); }
   bool bf16_kernels() const override { return in_->bf16_kernels(); }
+  std::string matmul_kernels() const override { return in_->matmul_kernels(); }
   void embedding_forward(float* o, const int32_t* i, const float* t, int64_t M,
                          int64_t C) override {
     in_->embedding_forward(o, i, t, M, C);

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -11,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "dist/job_files.h"
+#include "model/golden.h"
 
 namespace fs = std::filesystem;
 
@@ -139,6 +142,25 @@ TEST(LaunchCli, ExitStatusIsPassedThrough) {
   const Result r = run_lathe("launch --nproc 2 -- tokenize --model /nonexistent/model hello");
   EXPECT_EQ(r.status, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("/nonexistent/model"), std::string::npos) << r.err;
+}
+
+// 2 processes each asking for as many threads as the machine has cores: the first rank says
+// so and caps them at the fair share (oversubscribed, a step ran 2.35x slower).
+TEST(LaunchCli, ThreadsAboveTheCoresAreCappedWithAWarning) {
+  if (!have_mpirun()) GTEST_SKIP() << "mpirun not installed (openmpi-bin)";
+  const int cores = usable_cpu_count();
+  const std::string golden = testing::golden_dir("gqa_untied");
+  const std::string dir = testing::temp_dir("launch_threads");
+  const Result r = run_lathe(
+      "launch --nproc 2 -- train /dev/null model.path=" + golden + "/model data.train=" + golden +
+      "/train/data.jsonl data.seq_len=24 train.batch_size=2 train.max_steps=1 "
+      "train.precision=fp32 train.threads=" + std::to_string(cores) + " output.dir=" + dir);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const std::string want = "warning: train.threads=" + std::to_string(cores) +
+                           " x 2 processes on this machine = " + std::to_string(2 * cores) +
+                           " threads on " + std::to_string(cores) + " cores; using " +
+                           std::to_string(std::max(1, cores / 2)) + " thread";
+  EXPECT_EQ(count(r.err, want), 1u) << r.err;
 }
 
 }  // namespace
