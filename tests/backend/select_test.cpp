@@ -42,8 +42,9 @@ TEST(DeviceChoice, WithoutCudaAutoIsTheCpuAndCudaSaysHowToGetIt) {
 #else
 TEST(DeviceChoice, WithCudaAutoFollowsTheVisibleGpus) {
   EXPECT_EQ(resolve_device("auto"), cuda_device_count() > 0 ? "cuda" : "cpu");
-  if (cuda_device_count() == 0)
+  if (cuda_device_count() == 0) {  // braces: EXPECT_NE is an if/else of its own
     EXPECT_NE(error_of("cuda").find("no GPU is visible"), std::string::npos);
+  }
 }
 #endif
 
