@@ -91,6 +91,16 @@ class StrictBackend final : public ForwardingBackend {
     need(d, "embedding dtable"), need(i, "embedding ids"), need(g, "embedding dout");
     in_->embedding_backward(d, i, g, M, C);
   }
+  void gather_rows(float* d, const float* s, const int32_t* r, int64_t n, int64_t C) override {
+    Open o(*this);
+    need(d, "gather_rows dst"), need(s, "gather_rows src"), need(r, "gather_rows rows");
+    in_->gather_rows(d, s, r, n, C);
+  }
+  void scatter_rows(float* d, const float* s, const int32_t* r, int64_t n, int64_t C) override {
+    Open o(*this);
+    need(d, "scatter_rows dst"), need(s, "scatter_rows src"), need(r, "scatter_rows rows");
+    in_->scatter_rows(d, s, r, n, C);
+  }
   void rmsnorm_forward(float* o, float* r, const float* x, const float* w, int64_t M, int64_t C,
                        float eps) override {
     Open g(*this);
