@@ -307,7 +307,7 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
   p.logits_rows = chunk;
   p.logits_scratch = 4 * double(chunk) * double(V)        // logits_chunk_
                      + 2 * 4 * double(chunk) * double(C)  // rows_x_, rows_dx_
-                     + 4 * double(chunk);                 // rows_targets_
+                     + 2 * 4 * double(chunk);             // rows_targets_: rows | targets
   if (in.precision == Precision::BF16) {
     const double I = double(c.intermediate_size);
     other += 4 * double(M) * double(C);  // rounded_operand's copy of the residual gradient
