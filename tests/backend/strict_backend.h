@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -66,8 +67,13 @@ class StrictBackend final : public ForwardingBackend {
   }
   void copy(void* d, const void* s, size_t n) override {
     Open o(*this);
+    if (contains(s) && !contains(d)) largest_read_back_ = std::max(largest_read_back_, n);
     in_->copy(d, s, n);
   }
+  // The most bytes one copy() has moved from backend to host memory since the last reset:
+  // what host code held of backend memory at once (a streamed save's bound).
+  size_t largest_read_back() const { return largest_read_back_; }
+  void reset_largest_read_back() { largest_read_back_ = 0; }
   void zero(void* p, size_t n) override {
     Open o(*this);
     need(p, "zero");
@@ -236,6 +242,7 @@ class StrictBackend final : public ForwardingBackend {
   char* base_ = nullptr;
   size_t used_ = 0;
   int depth_ = 0;
+  size_t largest_read_back_ = 0;
   std::unordered_map<void*, size_t> sizes_;
 };
 
