@@ -42,7 +42,7 @@ TEST(DeviceChoice, WithoutCudaAutoIsTheCpuAndCudaSaysHowToGetIt) {
 #else
 TEST(DeviceChoice, WithCudaAutoFollowsTheVisibleGpus) {
   EXPECT_EQ(resolve_device("auto"), cuda_device_count() > 0 ? "cuda" : "cpu");
-  if (cuda_device_count() == 0) {  // braces: EXPECT_NE is an if/else of its own
+  if (cuda_device_count() == 0) {
     EXPECT_NE(error_of("cuda").find("no GPU is visible"), std::string::npos);
   }
 }
