@@ -101,6 +101,14 @@ class Backend {
                                  int64_t C) = 0;
   virtual void embedding_backward(float* dtable, const int32_t* ids, const float* dout, int64_t M,
                                   int64_t C) = 0;
+  // Row moves, rows of C floats, with the row indices (int32) in backend memory:
+  // gather dst[i, :] = src[rows[i], :]; scatter dst[rows[i], :] = src[i, :] with distinct
+  // rows. One call where code above the seam would copy() row by row: on a GPU each
+  // copy() waits for the stream, and a step's loss head moves thousands of rows.
+  virtual void gather_rows(float* dst, const float* src, const int32_t* rows, int64_t n,
+                           int64_t C) = 0;
+  virtual void scatter_rows(float* dst, const float* src, const int32_t* rows, int64_t n,
+                            int64_t C) = 0;
   virtual void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t M,
                                int64_t C, float eps) = 0;
   virtual void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x,

@@ -33,6 +33,12 @@ class ForwardingBackend : public Backend {
                           int64_t C) override {
     in_->embedding_backward(d, i, g, M, C);
   }
+  void gather_rows(float* d, const float* s, const int32_t* r, int64_t n, int64_t C) override {
+    in_->gather_rows(d, s, r, n, C);
+  }
+  void scatter_rows(float* d, const float* s, const int32_t* r, int64_t n, int64_t C) override {
+    in_->scatter_rows(d, s, r, n, C);
+  }
   void rmsnorm_forward(float* o, float* r, const float* x, const float* w, int64_t M, int64_t C,
                        float eps) override {
     in_->rmsnorm_forward(o, r, x, w, M, C, eps);

@@ -57,6 +57,12 @@ class ProfilingBackend final : public Backend {
   void embedding_backward(float* d, const int32_t* i, const float* g, int64_t M, int64_t C) override {
     timed("embedding", [&] { in_->embedding_backward(d, i, g, M, C); });
   }
+  void gather_rows(float* d, const float* s, const int32_t* r, int64_t n, int64_t C) override {
+    timed("rows", [&] { in_->gather_rows(d, s, r, n, C); });
+  }
+  void scatter_rows(float* d, const float* s, const int32_t* r, int64_t n, int64_t C) override {
+    timed("rows", [&] { in_->scatter_rows(d, s, r, n, C); });
+  }
   void rmsnorm_forward(float* o, float* r, const float* x, const float* w, int64_t M, int64_t C,
                        float eps) override {
     timed("rmsnorm", [&] { in_->rmsnorm_forward(o, r, x, w, M, C, eps); });

@@ -44,6 +44,7 @@ void Decoder::ensure(int64_t rows, int64_t logit_rows) {
   if (logit_rows > logit_rows_) {
     xl_.ensure(be_, size_t(logit_rows * C));
     logits_.ensure(be_, size_t(logit_rows * cfg_.vocab_size));
+    wanted_.ensure(be_, size_t(logit_rows));
     logit_rows_ = logit_rows;
   }
 }
@@ -104,11 +105,13 @@ void Decoder::forward(const int32_t* ids, const int32_t* slot, const int32_t* po
     if (wanted.empty()) continue;
 
     // Final norm and lm_head for the wanted rows only: a prompt needs one row of logits,
-    // not prompt-length × vocabulary.
+    // not prompt-length × vocabulary. They are gathered in one call after one upload of
+    // their indices, not a copy() per row (each a wait for a GPU's stream).
     const int64_t R = int64_t(wanted.size());
-    for (int64_t r = 0; r < R; ++r)
-      be_.copy(xl_.get() + r * C, x_.get() + wanted[size_t(r)].first * C,
-               size_t(C) * sizeof(float));
+    std::vector<int32_t> idx(static_cast<size_t>(R));
+    for (int64_t r = 0; r < R; ++r) idx[size_t(r)] = int32_t(wanted[size_t(r)].first);
+    be_.copy(wanted_.get(), idx.data(), idx.size() * sizeof(int32_t));
+    be_.gather_rows(xl_.get(), x_.get(), wanted_.get(), R, C);
     be_.rmsnorm_forward(xn_.get(), rstd_.get(), xl_.get(), head.final_norm, R, C,
                         float(cfg_.rms_norm_eps));
     maybe_round(xn_.get(), size_t(R * C));
@@ -119,9 +122,18 @@ void Decoder::forward(const int32_t* ids, const int32_t* slot, const int32_t* po
     mm.C = logits_.get(), mm.ldc = V;
     mm.bf16_operands = model_.precision() == Precision::BF16;
     be_.matmul(mm);
-    for (int64_t r = 0; r < R; ++r)
-      be_.copy(logits + wanted[size_t(r)].second * V, logits_.get() + r * V,
-               size_t(V) * sizeof(float));
+    // Where the chunk's output rows are consecutive (logit_rows in order, as the generator
+    // asks) one copy() moves them all; otherwise one per row.
+    const int64_t first = wanted[0].second;
+    bool consecutive = true;
+    for (int64_t r = 0; r < R; ++r) consecutive &= wanted[size_t(r)].second == first + r;
+    if (consecutive) {
+      be_.copy(logits + first * V, logits_.get(), size_t(R * V) * sizeof(float));
+    } else {
+      for (int64_t r = 0; r < R; ++r)
+        be_.copy(logits + wanted[size_t(r)].second * V, logits_.get() + r * V,
+                 size_t(V) * sizeof(float));
+    }
   }
 }
 

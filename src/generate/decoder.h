@@ -41,6 +41,7 @@ class Decoder {
   int64_t rows_ = 0, logit_rows_ = 0;
   DeviceBuffer<float> x_, xn_, rstd_, qkv_, att_, gu_, h_, xl_, logits_;
   DeviceBuffer<int32_t> ids_, slot_, pos_;
+  DeviceBuffer<int32_t> wanted_;  // the chunk's rows that need logits, for gather_rows
 };
 
 }  // namespace lathe

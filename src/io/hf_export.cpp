@@ -33,8 +33,7 @@ void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtyp
   std::error_code ec;
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp);
-  std::vector<uint8_t> storage;
-  std::vector<TensorToWrite> tensors = model.export_tensors(dtype, storage);
+  std::vector<TensorToWrite> tensors = model.export_tensors(dtype);
   safetensors_write_model(tmp.string(), tensors, size_t(kMaxShardBytes));
   write_file_atomic((tmp / "config.json").string(),
                     llama_config_to_json_text(model.config(), torch_dtype_name(dtype)));

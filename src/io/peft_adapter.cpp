@@ -2,29 +2,34 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "io/staged_tensor.h"
 
 namespace fs = std::filesystem;
 
 namespace lathe {
 
-void save_peft_adapter(const std::string& dir, const LoraTable& table, const float* params,
-                       DType dtype, const std::string& base_model) {
+namespace {
+
+// A tensor of the adapter: its name, shape and first element in the flat parameters.
+using AdapterTensor =
+    std::function<TensorToWrite(const std::string&, const std::vector<int64_t>&, size_t)>;
+
+void write_adapter(const std::string& dir, const LoraTable& table, DType dtype,
+                   const std::string& base_model, const AdapterTensor& tensor) {
   const fs::path out(dir), tmp = dir + ".tmp";
   std::error_code ec;
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp);
-  const size_t es = dtype_size(dtype);
-  std::vector<uint8_t> storage(table.total * es);
-  convert_from_f32(params, storage.data(), dtype, table.total);
   std::vector<TensorToWrite> tensors;
   for (const LoraEntry& e : table.entries) {
-    tensors.push_back({e.a_name(), dtype, {table.spec.r, e.in}, storage.data() + e.a_offset * es});
-    tensors.push_back({e.b_name(), dtype, {e.out, table.spec.r}, storage.data() + e.b_offset * es});
+    tensors.push_back(tensor(e.a_name(), {table.spec.r, e.in}, e.a_offset));
+    tensors.push_back(tensor(e.b_name(), {e.out, table.spec.r}, e.b_offset));
   }
   safetensors_write((tmp / "adapter_model.safetensors").string(), tensors);
   // The keys PEFT's LoraConfig writes, with the values that describe plain LoRA.
@@ -52,6 +57,31 @@ void save_peft_adapter(const std::string& dir, const LoraTable& table, const flo
   write_file_atomic((tmp / "adapter_config.json").string(), c.dump(2) + "\n");
   fs::remove_all(out, ec);
   fs::rename(tmp, out);
+}
+
+}  // namespace
+
+void save_peft_adapter(const std::string& dir, const LoraTable& table, const float* params,
+                       DType dtype, const std::string& base_model) {
+  // Converted piece by piece as the file is written, not into a copy of the whole adapter.
+  write_adapter(dir, table, dtype, base_model,
+                [&](const std::string& name, const std::vector<int64_t>& shape, size_t first) {
+                  TensorToWrite t(name, dtype, shape, nullptr);
+                  const float* src = params + first;
+                  t.fill = [src, dtype](void* dst, size_t offset, size_t bytes) {
+                    const size_t es = dtype_size(dtype);
+                    convert_from_f32(src + offset / es, dst, dtype, bytes / es);
+                  };
+                  return t;
+                });
+}
+
+void save_peft_adapter(const std::string& dir, const LoraTable& table, Backend& be,
+                       const float* params, DType dtype, const std::string& base_model) {
+  write_adapter(dir, table, dtype, base_model,
+                [&](const std::string& name, const std::vector<int64_t>& shape, size_t first) {
+                  return staged_tensor(name, dtype, shape, be, params + first);
+                });
 }
 
 LoraSpec read_peft_config(const std::string& dir) {

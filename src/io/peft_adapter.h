@@ -16,6 +16,11 @@ namespace lathe {
 // when complete). base_model: recorded as base_model_name_or_path.
 void save_peft_adapter(const std::string& dir, const LoraTable& table, const float* params,
                        DType dtype, const std::string& base_model);
+// The same file from params in backend memory, streamed through a bounded host buffer
+// (io/staged_tensor.h) rather than a host copy of the whole adapter.
+class Backend;
+void save_peft_adapter(const std::string& dir, const LoraTable& table, Backend& be,
+                       const float* params, DType dtype, const std::string& base_model);
 
 // Reads adapter_config.json; errors name the file and key. Options lathe does not
 // implement (DoRA, rsLoRA, biases, per-module ranks, modules_to_save) are refused by name.

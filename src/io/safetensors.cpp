@@ -19,6 +19,12 @@
 #include "core/error.h"
 
 namespace lathe {
+
+size_t& safetensors_staging_bytes() {
+  static size_t bytes = size_t(64) << 20;
+  return bytes;
+}
+
 namespace {
 
 static_assert(std::endian::native == std::endian::little,
@@ -154,6 +160,7 @@ std::string read_text_file(const std::string& path) {
 struct Chunk {
   const void* data;
   size_t size;
+  const std::function<void(void*, size_t, size_t)>* fill = nullptr;  // instead of data
 };
 
 // A crash or a full disk must never leave a half-written file under the final name:
@@ -168,15 +175,34 @@ void write_chunks_atomic(const std::string& path, const std::vector<Chunk>& chun
     fail("cannot write ", path, ": ", step, " failed: ", std::strerror(err),
          err == ENOSPC ? " (the disk is full; free space and retry)" : "");
   };
-  for (const Chunk& c : chunks) {
-    const auto* p = static_cast<const uint8_t*>(c.data);
-    size_t left = c.size;
+  auto put = [&](const uint8_t* p, size_t left) {
     while (left > 0) {
       ssize_t w = ::write(fd, p, std::min<size_t>(left, size_t(1) << 30));
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0) abandon("write", w < 0 ? errno : EIO);
       p += w;
       left -= size_t(w);
+    }
+  };
+  // Filled chunks go through one host buffer, sized for the largest piece and reused.
+  const size_t piece = std::max<size_t>(8, safetensors_staging_bytes() / 8 * 8);
+  std::vector<uint8_t> stage;
+  for (const Chunk& c : chunks) {
+    if (!c.fill) {
+      put(static_cast<const uint8_t*>(c.data), c.size);
+      continue;
+    }
+    stage.resize(std::max(stage.size(), std::min(piece, c.size)));
+    for (size_t off = 0; off < c.size; off += piece) {
+      const size_t n = std::min(piece, c.size - off);
+      try {
+        (*c.fill)(stage.data(), off, n);
+      } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+      }
+      put(stage.data(), n);
     }
   }
   if (::fsync(fd) != 0) abandon("fsync", errno);
@@ -196,7 +222,7 @@ void write_chunks_atomic(const std::string& path, const std::vector<Chunk>& chun
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& contents) {
-  write_chunks_atomic(path, {{contents.data(), contents.size()}});
+  write_chunks_atomic(path, {{contents.data(), contents.size(), nullptr}});
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
@@ -347,18 +373,18 @@ void safetensors_write(const std::string& path, const std::vector<TensorToWrite>
     uint64_t nbytes = 0;
     LATHE_CHECK(tensor_nbytes(t.shape, t.dtype, &nbytes), where, ": invalid shape ",
                 shape_text(t.shape));
-    LATHE_CHECK(t.data || nbytes == 0, where, " has no data");
+    LATHE_CHECK(t.data || t.fill || nbytes == 0, where, " has no data");
     header[t.name] = {{"dtype", dtype_name(t.dtype)},
                       {"shape", t.shape},
                       {"data_offsets", {offset, offset + nbytes}}};
-    chunks.push_back({t.data, size_t(nbytes)});
+    chunks.push_back({t.data, size_t(nbytes), t.fill ? &t.fill : nullptr});
     offset += nbytes;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   uint64_t n = text.size();
-  chunks[0] = {&n, 8};
-  chunks[1] = {text.data(), text.size()};
+  chunks[0] = {&n, 8, nullptr};
+  chunks[1] = {text.data(), text.size(), nullptr};
   write_chunks_atomic(path, chunks);
 }
 

@@ -74,11 +74,25 @@ class SafetensorsModel {
 
 // A tensor to be written. `data` must hold numel(shape) × dtype_size(dtype) bytes.
 struct TensorToWrite {
+  TensorToWrite() = default;
+  TensorToWrite(std::string n, DType d, std::vector<int64_t> s, const void* p)
+      : name(std::move(n)), dtype(d), shape(std::move(s)), data(p) {}
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   const void* data = nullptr;
+  // Instead of data, for bytes that are not in host memory (a GPU's weights, or values
+  // still to be converted): fill(dst, offset, bytes) writes the tensor's bytes
+  // [offset, offset + bytes) to dst. The writer calls it piece by piece through one reused
+  // host buffer of at most safetensors_staging_bytes(), a multiple of 8 bytes (so pieces
+  // hold whole elements), so a save holds that much in host memory, not the tensor.
+  std::function<void(void* dst, size_t offset, size_t bytes)> fill;
 };
+
+// The bound on the host buffer for TensorToWrite::fill: 64 MiB by default, small next to
+// a 7B model's 28 GB of fp32 weights (and 2 × 28 GB of AdamW moments in a checkpoint), and
+// large enough that a write is a few hundred big copies, not millions. Tests lower it.
+size_t& safetensors_staging_bytes();
 
 // Writes one file atomically (tmp + fsync + rename); tensors are laid out contiguously in
 // the given order, and the header is padded with spaces so that the data section starts at

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "dist/comm_worker.h"
 #include "io/safetensors.h"
+#include "io/staged_tensor.h"
 
 namespace lathe {
 namespace {
@@ -217,25 +218,15 @@ void LlamaModel::refresh_compute_weights() {
   be_.pack_bf16(compute_.get(), params_.get() + compute_offset_, 1, int64_t(n), int64_t(n));
 }
 
-std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype,
-                                                      std::vector<uint8_t>& storage) const {
+std::vector<TensorToWrite> LlamaModel::export_tensors(DType out_dtype) const {
   LATHE_CHECK(!frozen_,
               "a LoRA model exports its adapter; merge it into the base with lathe merge");
   LATHE_CHECK(
       !sharded_,
       "a full_shard model is exported by all processes together (export_hf_model_parallel)");
-  // fp32 is written straight from the master weights where the host can read them; other
-  // dtypes (and a device's weights) need one converted copy.
-  const uint8_t* base = reinterpret_cast<const uint8_t*>(params_.get());
-  if (out_dtype != DType::F32 || !be_.host_accessible()) {
-    const HostRead<float> master(be_, params_.get(), table_.total);
-    storage.resize(table_.total * dtype_size(out_dtype));
-    convert_from_f32(master.get(), storage.data(), out_dtype, table_.total);
-    base = storage.data();
-  }
   std::vector<TensorToWrite> out;
   for (const ParamEntry& e : table_.entries)
-    out.push_back({e.name, out_dtype, e.shape, base + e.offset * dtype_size(out_dtype)});
+    out.push_back(staged_tensor(e.name, out_dtype, e.shape, be_, params_.get() + e.offset));
   return out;
 }
 

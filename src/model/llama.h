@@ -155,9 +155,11 @@ class LlamaModel {
   // Call after params() changed outside the optimizer (load, init, resume, and every
   // update of a sharded model, whose gathered copies then go stale).
   void refresh_compute_weights();
-  // HF tensors for saving, converted to out_dtype into `storage` (host memory; fp32 from a
-  // host-accessible backend points at the master weights instead).
-  std::vector<TensorToWrite> export_tensors(DType out_dtype, std::vector<uint8_t>& storage) const;
+  // HF tensors for saving, as out_dtype. They read the master weights while being written
+  // (io/staged_tensor.h): fp32 on the CPU straight from them, anything else converted or
+  // copied a bounded piece at a time, so no host copy of the whole model is made. Valid
+  // while this model lives and its weights do not change.
+  std::vector<TensorToWrite> export_tensors(DType out_dtype) const;
 
   // What products read for layer l / the embedding and head: bf16-rounded in bf16
   // training. For a frozen quantized base this dequantizes layer l into a scratch buffer,

@@ -161,7 +161,7 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
   logits_chunk_.ensure(be_, size_t(chunk * V));
   rows_x_.ensure(be_, size_t(chunk * C));
   rows_dx_.ensure(be_, size_t(chunk * C));
-  rows_targets_.ensure(be_, size_t(chunk));
+  rows_targets_.ensure(be_, size_t(2 * chunk));  // a chunk's row indices | their targets
   if (dxf) be_.zero(dxf, size_t(M * C) * sizeof(float));
   // Every chunk multiplies by W twice: with bf16 kernels it is packed to bf16 once here
   // rather than by each product (a 16M-element pass each for a 32K × 512 head).
@@ -180,20 +180,25 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
   double loss = 0;
   for (int64_t r0 = 0; r0 < int64_t(rows.size()); r0 += chunk) {
     const int64_t m = std::min<int64_t>(chunk, int64_t(rows.size()) - r0);
-    std::vector<int32_t> tg(static_cast<size_t>(m));
+    // One upload of the chunk's row indices and targets, then one gather: a copy() per
+    // row would wait for a GPU's stream once per row (thousands of times a step).
+    std::vector<int32_t> up(static_cast<size_t>(2 * m));
     for (int64_t i = 0; i < m; ++i) {
       const int32_t row = rows[size_t(r0 + i)];
-      be_.copy(rows_x_.get() + i * C, xn_final_.get() + int64_t(row) * C, size_t(C) * 4);
-      tg[size_t(i)] = b.targets[size_t(row)];
+      up[size_t(i)] = row;
+      up[size_t(m + i)] = b.targets[size_t(row)];
     }
-    be_.copy(rows_targets_.get(), tg.data(), size_t(m) * 4);
+    be_.copy(rows_targets_.get(), up.data(), up.size() * 4);
+    const int32_t* d_rows = rows_targets_.get();
+    const int32_t* d_targets = rows_targets_.get() + m;
+    be_.gather_rows(rows_x_.get(), xn_final_.get(), d_rows, m, C);
     MatmulArgs lg;  // logits = rows · Wᵀ
     lg.M = m, lg.N = V, lg.K = C;
     lg.A = rows_x_.get(), lg.lda = C;
     lg.B = W.f32, lg.ldb = C, lg.trans_b = true, lg.B_bf16 = W16;
     lg.C = logits_chunk_.get(), lg.ldc = V;
     product(lg);
-    loss += be_.softmax_cross_entropy(logits_chunk_.get(), rows_targets_.get(), m, V, loss_scale);
+    loss += be_.softmax_cross_entropy(logits_chunk_.get(), d_targets, m, V, loss_scale);
     if (!dxf) continue;
     maybe_round(logits_chunk_.get(), size_t(m * V));  // now d(loss)/d(logits), an operand
     MatmulArgs dx;                                    // d(rows) = dlogits · W
@@ -210,8 +215,7 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
       dw.C = dW, dw.ldc = C, dw.beta = 1.0f;
       product(dw);
     }
-    for (int64_t i = 0; i < m; ++i)
-      be_.copy(dxf + int64_t(rows[size_t(r0 + i)]) * C, rows_dx_.get() + i * C, size_t(C) * 4);
+    be_.scatter_rows(dxf, rows_dx_.get(), d_rows, m, C);  // distinct rows: a plain store
   }
   return loss;
 }

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "dist/communicator.h"
 #include "io/safetensors.h"
+#include "io/staged_tensor.h"
 
 namespace fs = std::filesystem;
 
@@ -71,11 +72,14 @@ std::string checkpoint_save(const std::string& output_dir, const CheckpointState
   fs::create_directories(tmp_dir);
   try {
     const std::vector<int64_t> shape{int64_t(b.n)};
-    safetensors_write((tmp_dir / kTensorsFile).string(),
-                      {{"params", DType::F32, shape, b.params},
-                       {"adam.m", DType::F32, shape, b.adam_m},
-                       {"adam.v", DType::F32, shape, b.adam_v}},
-                      {{"format", "lathe-train-state"}});
+    auto tensor = [&](const char* name, const float* p) {
+      return b.backend ? staged_tensor(name, DType::F32, shape, *b.backend, p)
+                       : TensorToWrite(name, DType::F32, shape, p);
+    };
+    safetensors_write(
+        (tmp_dir / kTensorsFile).string(),
+        {tensor("params", b.params), tensor("adam.m", b.adam_m), tensor("adam.v", b.adam_v)},
+        {{"format", "lathe-train-state"}});
     write_file_atomic((tmp_dir / kStateFile).string(), manifest(state).dump(2) + "\n");
   } catch (...) {
     fs::remove_all(tmp_dir, ec);

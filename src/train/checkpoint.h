@@ -23,11 +23,16 @@ struct CheckpointState {
   std::string model_config_json;
 };
 
+class Backend;
 struct CheckpointBuffers {
   const float* params;
   const float* adam_m;
   const float* adam_v;
   size_t n;
+  // Null: the buffers are host memory. Otherwise they are this backend's memory, and the
+  // save streams them to the file through a bounded host buffer (io/staged_tensor.h):
+  // 64 MiB of host memory instead of a host copy of all three (3 × 4 bytes a parameter).
+  Backend* backend;
 };
 
 // Writes the checkpoint for state.step; returns its folder. Removes older checkpoints
@@ -50,11 +55,10 @@ CheckpointState checkpoint_load(const std::string& folder, float* params, float*
 // the newest. params, adam_m and adam_v point at the range's first element.
 class Communicator;
 std::string checkpoint_save_sharded(const std::string& output_dir, const CheckpointState& state,
-                                    const float* params, const float* adam_m,
-                                    const float* adam_v, size_t n, size_t begin, size_t count,
-                                    Communicator& comm, int64_t keep_last,
-                                    const std::string& protect = "", int shard_index = -2,
-                                    int shard_count = 0);
+                                    const float* params, const float* adam_m, const float* adam_v,
+                                    size_t n, size_t begin, size_t count, Communicator& comm,
+                                    int64_t keep_last, const std::string& protect = "",
+                                    int shard_index = -2, int shard_count = 0);
 // shard_index / shard_count: this process's file among the writers (default: its rank of
 // comm.size()); -1: this process writes nothing (a replica of another's range).
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 #include "model/nf4.h"
 #include "model/param_table.h"
 #include "train/config.h"
@@ -223,6 +224,15 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
   auto range = [&](size_t n) { return double(std::min(n, (ceil_div(n, d) + 15) / 16 * 16)); };
   auto part = [&](size_t n, bool on) { return on ? range(n) : double(n); };
 
+  // Host bytes a streamed save of `fp32_bytes` of device memory holds at once: one piece
+  // of the file (safetensors_staging_bytes, 64 MiB) and, when converting to a narrower
+  // dtype, the fp32 piece it is converted from (io/staged_tensor.cpp).
+  auto save_staging = [](double fp32_bytes, int64_t save_bytes) {
+    const double piece = double(safetensors_staging_bytes());
+    return std::min(piece, fp32_bytes / 4 * double(save_bytes)) +
+           (save_bytes == 4 ? 0.0 : std::min(piece, fp32_bytes));
+  };
+
   const ParamTable t = make_param_table(c);
   const size_t C = size_t(c.hidden_size), V = size_t(c.vocab_size);
   const bool bf16 = in.precision == Precision::BF16;
@@ -246,10 +256,14 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
     // embedding, lm_head and final norm and their gradients (reduced straight into the
     // shard, no scratch).
     unit = split_all ? 4 * (4 * double(layer_span(t)) + 4 * V * C + 2 * C) : 0;
-    // Rank 0 converts the fp32 master to the save dtype (LlamaModel::export_tensors; fp32
-    // is written from the master itself); with split parameters it first gathers them.
-    p.host_export = (in.save_bytes == 4 ? 0.0 : double(t.total) * double(in.save_bytes)) +
-                    (split_all ? 4 * double(t.total) : 0);
+    // One process streams the export from the master weights (LlamaModel::export_tensors):
+    // only the save's staging buffers. Several write their shares of the files together
+    // (export_hf_model_parallel): rank 0 converts its copy of the fp32 master to the save
+    // dtype (fp32: written from the master itself); with split parameters it first gathers
+    // them.
+    p.host_export = N == 1 ? save_staging(4 * double(t.total), in.save_bytes)
+                           : (in.save_bytes == 4 ? 0.0 : double(t.total) * double(in.save_bytes)) +
+                                 (split_all ? 4 * double(t.total) : 0);
   } else {
     // LlamaModel constructor with an adapter: the frozen base, lora_params_, lora_grads_
     // and (bf16) lora_compute_, all [lora_.total].
@@ -277,7 +291,7 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
         other += 4 * double(M) * double(in_max);
       }
     }
-    p.host_export = double(lt.total) * double(in.save_bytes);  // save_peft_adapter
+    p.host_export = save_staging(4 * double(lt.total), in.save_bytes);  // save_peft_adapter
   }
   const size_t n = p.trainable_params;
   p.grads = 4 * part(n, split_all && !in.lora);
@@ -290,8 +304,10 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
   p.host_offload = in.offload_optimizer ? p.optimizer_states : 0;
   // Checkpoints (checkpoint_save_sharded) are written by every process straight from its
   // own buffers, and resume (checkpoint_load_range) reads into them: no extra host copy.
+  // One process (checkpoint_save) streams params, m and v from the device, one after
+  // another, through the save's staging buffer.
   p.host_checkpoint = 0;
-  p.host_checkpoint_rank0 = 0;
+  p.host_checkpoint_rank0 = N == 1 ? save_staging(4 * double(n), 4) : 0;
   p.host_resume = 0;
   p.host_per_node = double(p.procs_per_node) * (p.host_offload + p.host_checkpoint) +
                     std::max(p.host_export, p.host_checkpoint_rank0);
@@ -307,7 +323,7 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
   p.logits_rows = chunk;
   p.logits_scratch = 4 * double(chunk) * double(V)        // logits_chunk_
                      + 2 * 4 * double(chunk) * double(C)  // rows_x_, rows_dx_
-                     + 4 * double(chunk);                 // rows_targets_
+                     + 2 * 4 * double(chunk);             // rows_targets_: rows | targets
   if (in.precision == Precision::BF16) {
     const double I = double(c.intermediate_size);
     other += 4 * double(M) * double(C);  // rounded_operand's copy of the residual gradient
@@ -497,7 +513,10 @@ std::string plan_report(const LlamaConfig& c, const MemoryPlan& p, const Recomme
       "\n";
   o += "  rank-0 export buffer: " + b(p.host_export) + "\n";
   o += "  first node total: " + b(p.host_per_node) + "\n";
-  o += "  (checkpoints are written and read by each process from its own buffers)\n\n";
+  o += p.host_checkpoint_rank0 > 0
+           ? "  checkpoint save: " + b(p.host_checkpoint_rank0) +
+                 " (params, m and v streamed through one staging buffer)\n\n"
+           : "  (checkpoints are written and read by each process from its own buffers)\n\n";
 
   o += "Strategies (lathe per process; --gpu-mem " + format_bytes(gpu_bytes + reserve_bytes) +
        " - " + format_bytes(reserve_bytes) + " reserved = " + format_bytes(gpu_bytes) + ")\n";

@@ -506,9 +506,9 @@ std::string Trainer::save_checkpoint() {
   s.model_config_json = nlohmann::json::parse(model_config_json_).dump();
   last_save_step_ = step_;
   if (comm_->size() == 1) {
-    const HostRead<float> params(*be_, t.params, t.n), m(*be_, optimizer_->m(), t.n),
-        v(*be_, optimizer_->v(), t.n);
-    return checkpoint_save(cfg_.output.dir, s, {params.get(), m.get(), v.get(), t.n},
+    // Streamed from backend memory: no host copy of the three buffers.
+    return checkpoint_save(cfg_.output.dir, s,
+                           {t.params, optimizer_->m(), optimizer_->v(), t.n, be_.get()},
                            cfg_.output.keep_last, best_dir_);
   }
   // Each process writes one range, in parallel: its optimizer shard, or (no_shard, where
@@ -668,8 +668,7 @@ void Trainer::run() {
   }
   if (!lead) return;
   if (model_->has_adapters()) {
-    const HostRead<float> lora(*be_, model_->lora_params(), model_->lora_table().total);
-    save_peft_adapter(final_dir, model_->lora_table(), lora.get(), dtype,
+    save_peft_adapter(final_dir, model_->lora_table(), *be_, model_->lora_params(), dtype,
                       fs::absolute(cfg_.model.path).lexically_normal().string());
     std::fprintf(stderr,
                  "saved %s (PEFT LoRA adapter, %s); merge it with: lathe merge --base %s "

@@ -39,6 +39,29 @@ TEST_F(CudaKernels, EmbeddingForwardAndBackwardAccumulate) {
   }
 }
 
+// Exact copies both ways, at the loss head's shapes (a chunk of rows with targets, hidden
+// 2048/4096) and small ones; rows not scattered to keep their values.
+TEST_F(CudaKernels, GatherAndScatterRowsAreExact) {
+  for (auto [total, n, C] :
+       {std::tuple<int64_t, int64_t, int64_t>{37, 5, 64}, {4096, 2048, 2048}, {1024, 1000, 4096}}) {
+    std::vector<int32_t> rows(static_cast<size_t>(total));
+    for (int64_t i = 0; i < total; ++i)
+      rows[size_t(i)] = int32_t((i * 7919) % total);  // distinct: 7919 is prime, not a factor
+    rows.resize(size_t(n));
+    const std::vector<float> src = normal(size_t(total * C)), dx = normal(size_t(n * C));
+    std::vector<float> got(size_t(n * C)), out = normal(size_t(total * C));
+    float* d_got = up(got);
+    float* d_out = up(out);
+    const int32_t* d_rows = up(rows);
+    gpu->gather_rows(d_got, up(src), d_rows, n, C);
+    gpu->scatter_rows(d_out, up(dx), d_rows, n, C);
+    cpu->gather_rows(got.data(), src.data(), rows.data(), n, C);
+    cpu->scatter_rows(out.data(), dx.data(), rows.data(), n, C);
+    expect_close(down(d_got, got.size()), got, 0.0f, "gather_rows");
+    expect_close(down(d_out, out.size()), out, 0.0f, "scatter_rows");
+  }
+}
+
 TEST_F(CudaKernels, RmsNormForwardAndBackwardAccumulate) {
   for (auto [M, C] : kRowShapes) {
     std::vector<float> x = normal(size_t(M * C));

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -66,8 +67,13 @@ class StrictBackend final : public ForwardingBackend {
   }
   void copy(void* d, const void* s, size_t n) override {
     Open o(*this);
+    if (contains(s) && !contains(d)) largest_read_back_ = std::max(largest_read_back_, n);
     in_->copy(d, s, n);
   }
+  // The most bytes one copy() has moved from backend to host memory since the last reset:
+  // what host code held of backend memory at once (a streamed save's bound).
+  size_t largest_read_back() const { return largest_read_back_; }
+  void reset_largest_read_back() { largest_read_back_ = 0; }
   void zero(void* p, size_t n) override {
     Open o(*this);
     need(p, "zero");
@@ -90,6 +96,16 @@ class StrictBackend final : public ForwardingBackend {
     Open o(*this);
     need(d, "embedding dtable"), need(i, "embedding ids"), need(g, "embedding dout");
     in_->embedding_backward(d, i, g, M, C);
+  }
+  void gather_rows(float* d, const float* s, const int32_t* r, int64_t n, int64_t C) override {
+    Open o(*this);
+    need(d, "gather_rows dst"), need(s, "gather_rows src"), need(r, "gather_rows rows");
+    in_->gather_rows(d, s, r, n, C);
+  }
+  void scatter_rows(float* d, const float* s, const int32_t* r, int64_t n, int64_t C) override {
+    Open o(*this);
+    need(d, "scatter_rows dst"), need(s, "scatter_rows src"), need(r, "scatter_rows rows");
+    in_->scatter_rows(d, s, r, n, C);
   }
   void rmsnorm_forward(float* o, float* r, const float* x, const float* w, int64_t M, int64_t C,
                        float eps) override {
@@ -226,6 +242,7 @@ class StrictBackend final : public ForwardingBackend {
   char* base_ = nullptr;
   size_t used_ = 0;
   int depth_ = 0;
+  size_t largest_read_back_ = 0;
   std::unordered_map<void*, size_t> sizes_;
 };
 

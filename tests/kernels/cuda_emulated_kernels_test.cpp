@@ -20,6 +20,7 @@
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/rows.h"
 #include "kernels/cpu/swiglu.h"
 #include "kernels/cuda/adamw_kernels.cuh"
 #include "kernels/cuda/cross_entropy_kernels.cuh"
@@ -28,6 +29,7 @@
 #include "kernels/cuda/quant_kernels.cuh"
 #include "kernels/cuda/rmsnorm_kernels.cuh"
 #include "kernels/cuda/rope_kernels.cuh"
+#include "kernels/cuda/rows_kernels.cuh"
 #include "kernels/cuda/swiglu_kernels.cuh"
 #include "kernels/fd_check.h"
 #include "model/nf4.h"
@@ -60,6 +62,25 @@ class EmulatedCudaKernels : public ::testing::Test {
   const uint32_t seed = std::random_device{}();
   std::mt19937 rng;
 };
+
+TEST_F(EmulatedCudaKernels, GatherAndScatterRows) {
+  namespace k = cuda::rows_kernels;
+  const int64_t total = 41, n = 29, C = 300;  // C > 256: threads stride over the columns
+  std::vector<int32_t> rows(static_cast<size_t>(total));
+  for (int64_t i = 0; i < total; ++i) rows[size_t(i)] = int32_t((i * 17) % total);  // distinct
+  rows.resize(size_t(n));
+  const std::vector<float> src = normal(size_t(total * C)), dx = normal(size_t(n * C));
+  std::vector<float> got(size_t(n * C)), g_got(got.size(), 7.0f);
+  std::vector<float> out = normal(size_t(total * C)), g_out = out;
+  cpu::gather_rows(got.data(), src.data(), rows.data(), n, C);
+  cpu::scatter_rows(out.data(), dx.data(), rows.data(), n, C);
+  emu::launch(dim3(unsigned(n)), dim3(256), 0,
+              [&] { k::gather_rows_kernel(g_got.data(), src.data(), rows.data(), C); });
+  emu::launch(dim3(unsigned(n)), dim3(256), 0,
+              [&] { k::scatter_rows_kernel(g_out.data(), dx.data(), rows.data(), C); });
+  expect_close(g_got, got, 0.0f, "gather_rows");
+  expect_close(g_out, out, 0.0f, "scatter_rows");
+}
 
 TEST_F(EmulatedCudaKernels, EmbeddingForwardAndBackward) {
   namespace k = cuda::embedding_kernels;

@@ -153,13 +153,33 @@ TEST(MemoryPlan, Activations56M) {
   // Checkpointing: one set without x_in, plus the 8 layer inputs.
   EXPECT_DOUBLE_EQ(p.activations_ckpt,
                    4 * M * ((per_layer - 512) + 8 * 512 + shared) + ints + rope);
-  // The logits chunk: min(1024 rows, 8M floats / 32000 = 262) rows, and rows_x / rows_dx.
+  // The logits chunk: min(1024 rows, 8M floats / 32000 = 262) rows, rows_x / rows_dx, and
+  // the chunk's row indices and targets.
   EXPECT_EQ(p.logits_rows, 262);
-  EXPECT_DOUBLE_EQ(p.logits_scratch, 4.0 * 262 * 32000 + 2 * 4.0 * 262 * 512 + 4.0 * 262);
+  EXPECT_DOUBLE_EQ(p.logits_scratch, 4.0 * 262 * 32000 + 2 * 4.0 * 262 * 512 + 2 * 4.0 * 262);
   // At least 16 rows even for a huge vocabulary.
   LlamaConfig big = c;
   big.vocab_size = 1 << 20;
   EXPECT_EQ(plan_memory(big, input(Precision::FP32, 4, 256)).logits_rows, 16);
+}
+
+// One process streams its saves through the 64 MiB staging buffer whatever the model's
+// size (the 56M model's fp32 weights are 224 MiB); a bf16 export adds the fp32 piece it
+// converts from. Several processes keep rank 0's converted copy.
+TEST(MemoryPlan, SingleProcessSavesStreamThroughTheStagingBuffer) {
+  const LlamaConfig c = bench_56m();
+  const double MiB = 1 << 20;
+  PlanInput in = input(Precision::BF16, 4, 256);
+  const MemoryPlan one = plan_memory(c, in);
+  EXPECT_DOUBLE_EQ(one.host_checkpoint_rank0, 64 * MiB);
+  EXPECT_DOUBLE_EQ(one.host_export, 128 * MiB);
+  in.save_bytes = 4;
+  EXPECT_DOUBLE_EQ(plan_memory(c, in).host_export, 64 * MiB);
+  in.save_bytes = 2;
+  in.world_size = 2;
+  const MemoryPlan two = plan_memory(c, in);
+  EXPECT_DOUBLE_EQ(two.host_checkpoint_rank0, 0);
+  EXPECT_DOUBLE_EQ(two.host_export, 2 * double(two.num_params));
 }
 
 TEST(MemoryPlan, FrozenBaseBytesPerParameter) {

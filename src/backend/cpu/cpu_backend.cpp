@@ -13,10 +13,11 @@
 #include "kernels/cpu/attention_decode.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/quant.h"
 #include "kernels/cpu/embedding.h"
+#include "kernels/cpu/quant.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/rows.h"
 #include "kernels/cpu/swiglu.h"
 
 namespace lathe {
@@ -65,6 +66,14 @@ class CpuBackend final : public Backend {
   void embedding_backward(float* dtable, const int32_t* ids, const float* dout, int64_t M,
                           int64_t C) override {
     cpu::embedding_backward(dtable, ids, dout, M, C);
+  }
+  void gather_rows(float* dst, const float* src, const int32_t* rows, int64_t n,
+                   int64_t C) override {
+    cpu::gather_rows(dst, src, rows, n, C);
+  }
+  void scatter_rows(float* dst, const float* src, const int32_t* rows, int64_t n,
+                    int64_t C) override {
+    cpu::scatter_rows(dst, src, rows, n, C);
   }
   void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t M,
                        int64_t C, float eps) override {

@@ -22,6 +22,7 @@
 #include "kernels/cuda/quant.h"
 #include "kernels/cuda/rmsnorm.h"
 #include "kernels/cuda/rope.h"
+#include "kernels/cuda/rows.h"
 #include "kernels/cuda/swiglu.h"
 
 namespace lathe {
@@ -124,6 +125,14 @@ class CudaBackend final : public Backend {
   void embedding_backward(float* dtable, const int32_t* ids, const float* dout, int64_t M,
                           int64_t C) override {
     cuda::embedding_backward(dtable, ids, dout, M, C, stream_);
+  }
+  void gather_rows(float* dst, const float* src, const int32_t* rows, int64_t n,
+                   int64_t C) override {
+    cuda::gather_rows(dst, src, rows, n, C, stream_);
+  }
+  void scatter_rows(float* dst, const float* src, const int32_t* rows, int64_t n,
+                    int64_t C) override {
+    cuda::scatter_rows(dst, src, rows, n, C, stream_);
   }
   void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t M,
                        int64_t C, float eps) override {

@@ -11,6 +11,7 @@
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/rows.h"
 #include "kernels/cpu/swiglu.h"
 
 namespace lathe::cpu {

@@ -39,6 +39,12 @@
   X(void, embedding_backward,                                                                     \
     (float* dtable, const int32_t* ids, const float* dout, int64_t M, int64_t C),                 \
     (dtable, ids, dout, M, C))                                                                    \
+  X(void, gather_rows,                                                                            \
+    (float* dst, const float* src, const int32_t* rows, int64_t n, int64_t C),                    \
+    (dst, src, rows, n, C))                                                                       \
+  X(void, scatter_rows,                                                                           \
+    (float* dst, const float* src, const int32_t* rows, int64_t n, int64_t C),                    \
+    (dst, src, rows, n, C))                                                                       \
   X(void, dequantize_bf16, (float* out, const uint16_t* in, size_t n), (out, in, n))              \
   X(void, dequantize_nf4,                                                                         \
     (float* out, const uint8_t* codes, const float* absmax, size_t n, int64_t block),             \
