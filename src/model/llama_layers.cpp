@@ -156,7 +156,10 @@ double LlamaModel::head_loss_and_grad(const Batch& b, float loss_scale, float* d
   std::vector<int32_t> rows;
   for (int64_t i = 0; i < M; ++i)
     if (b.targets[size_t(i)] >= 0) rows.push_back(int32_t(i));
-  const int64_t budget = int64_t(8) << 20;  // floats of logits at once (32 MiB)
+  // Floats of logits at once (128 MiB): 32 MiB split the 56M model's 1024 rows into chunks
+  // of 262, whose dx = dlogits·W products (K = 32000) ran at 93 GFLOP/s against 150 for
+  // the whole batch; the step was 10% slower (2.61 s against 2.36 s, fp32, AVX2).
+  const int64_t budget = int64_t(32) << 20;
   const int64_t chunk = std::max<int64_t>(16, std::min<int64_t>(int64_t(rows.size()), budget / V));
   logits_chunk_.ensure(be_, size_t(chunk * V));
   rows_x_.ensure(be_, size_t(chunk * C));

@@ -318,7 +318,10 @@ MemoryPlan plan_memory(const LlamaConfig& c, const PlanInput& in) {
   p.activations_ckpt = activation_bytes(c, in.batch_size, in.seq_len, true, lora_u_per_token);
 
   // head_loss_and_grad: rows with a target (at most M), `chunk` of them at a time.
-  const int64_t budget = int64_t(8) << 20;  // floats of logits at once (32 MiB)
+  // Floats of logits at once (128 MiB): 32 MiB split the 56M model's 1024 rows into chunks
+  // of 262, whose dx = dlogits·W products (K = 32000) ran at 93 GFLOP/s against 150 for
+  // the whole batch; the step was 10% slower (2.61 s against 2.36 s, fp32, AVX2).
+  const int64_t budget = int64_t(32) << 20;
   const int64_t chunk = std::max<int64_t>(16, std::min<int64_t>(M, budget / int64_t(V)));
   p.logits_rows = chunk;
   p.logits_scratch = 4 * double(chunk) * double(V)        // logits_chunk_
