@@ -42,7 +42,7 @@ for np in 1 2 4; do
   rm -f "$out/tiny_$np.rss"
   OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE mpirun $root --oversubscribe --bind-to none -np "$np" \
     /usr/bin/time -a -o "$out/tiny_$np.rss" -f "rss_kb %M" $lathe train /dev/null "${args[@]}" model.path="$out/tiny" \
-    output.dir="$out/tiny_run_$np" >"$out/tiny_$np.log" 2>&1
+    output.dir="$out/tiny_run_$np" output.overwrite=true >"$out/tiny_$np.log" 2>&1
   tiny_plan=$($lathe plan /dev/null "${args[@]}" model.path="$out/tiny" --world-size "$np" --json 2>/dev/null \
               | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['lathe']['total'] / 1048576)")
   runtime=$(/usr/bin/python3 -c "import re,sys; r=[int(x)/1024 for x in re.findall(r'rss_kb (\d+)', open('$out/tiny_$np.rss').read())]; print(max(r) - $tiny_plan)")

@@ -45,7 +45,7 @@ with open(sys.argv[1] + "/startup.jsonl", "w") as f:
 PY
 $lathe train /dev/null model.path="$out/llama-56m" data.train="$out/startup.jsonl" \
   data.seq_len=256 train.batch_size=4 train.max_steps=1 train.threads="$threads" \
-  output.dir="$out/startup_run" 2>&1 | grep -o "first step starts [0-9.]*s after launch" | tee "$out/startup.txt"
+  output.dir="$out/startup_run" output.overwrite=true 2>&1 | grep -o "first step starts [0-9.]*s after launch" | tee "$out/startup.txt"
 
 echo "# lathe prep: GSM8K train, gsm8k template, Llama 2 tokenizer, $threads threads (cold, then cached)"
 gsm8k=../shared/data/gsm8k/train.jsonl

@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh -DLATHE_TESTS=OFF
-./build/lathe train configs/quickstart.yaml "$@"
+# Running the quickstart again starts the demo over (a run folder holds one run, so without
+# output.overwrite=true a second fresh run into runs/quickstart would refuse).
+./build/lathe train configs/quickstart.yaml output.overwrite=true "$@"

@@ -469,8 +469,8 @@ void validate_data_spec(const DataSpec& spec) {
     LATHE_CHECK(is_template || value->empty(), "data.", key,
                 " is only used with data.format=template (data.format is ", spec.format, ")");
   if (is_template) {
-    LATHE_CHECK(!spec.prompt_template.empty(),
-                "data.format=template needs data.prompt_template, e.g. \"Q: {question}\\nA: \"");
+    // An empty prompt is allowed: a response template over the whole row then trains on all
+    // of it, as the Ray template's {"input": "<START_Q>...<END_A>"} rows want.
     LATHE_CHECK(spec.response_field.empty() != spec.response_template.empty(),
                 "data.format=template needs exactly one of data.response_field (a field name) "
                 "and data.response_template (a template such as \"{answer}\")");

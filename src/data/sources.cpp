@@ -216,6 +216,25 @@ std::vector<Row> read_json(const Source& src) {
   return rows;
 }
 
+// Hugging Face datasets' json loader reads JSON Lines and JSON documents under either name,
+// and recipes ship JSON Lines as dataset.json; so the layout comes from the content, not the
+// extension. JSON Lines starts with an object followed by more values (one row per line),
+// or is a single one-line object that is not PubMedQA's ori_pqal.json layout (an object
+// mapping ids to row objects). Everything else is one document, an array of rows or the
+// id-keyed object, and its errors name the line and column.
+bool is_json_lines(std::string_view text) {
+  const size_t i = skip_ws(text, 0);
+  if (i >= text.size()) return true;  // blank: read_jsonl finds no rows and says so
+  if (text[i] != '{') return false;
+  const size_t end = skip_value(text, i);
+  // Malformed text can end the scan anywhere; read_jsonl then names the bad line.
+  if (skip_ws(text, end) < text.size()) return true;
+  if (text.substr(i, end - i).find('\n') != std::string_view::npos) return false;
+  const Json doc = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return !doc.is_object() || doc.empty() ||
+         !std::all_of(doc.begin(), doc.end(), [](const Json& v) { return v.is_object(); });
+}
+
 // RFC 4180 with the leniency of Python's csv module: a quote inside an unquoted field is
 // kept as a character; records end at LF or CRLF outside quotes; quoted fields may hold
 // newlines and "" for a quote. A field count that differs from the header's is a bad row.
@@ -404,16 +423,17 @@ std::vector<Row> read_rows(const std::string& path, std::string_view format) {
   // Editors on Windows and spreadsheet exports start files with a UTF-8 byte order mark.
   const size_t base = std::string_view(data).starts_with("\xEF\xBB\xBF") ? 3 : 0;
   const Source src(path, std::string_view(data).substr(base), base);
-  std::vector<Row> rows = ext == ".jsonl"  ? read_jsonl(src)
-                          : ext == ".json" ? read_json(src)
-                          : ext == ".csv"  ? read_csv(src)
-                                           : read_text(src);
+  const bool json = ext == ".jsonl" || ext == ".json";
+  const bool lines = json && is_json_lines(src.text);
+  std::vector<Row> rows = lines           ? read_jsonl(src)
+                          : json          ? read_json(src)
+                          : ext == ".csv" ? read_csv(src)
+                                          : read_text(src);
   if (rows.empty())
     fail(path, ": no rows; ",
-         ext == ".jsonl"  ? "expected one JSON object per line"
-         : ext == ".json" ? "expected a non-empty array of objects"
-         : ext == ".csv"  ? "expected data rows after the header"
-                          : "expected text (documents separated by blank lines)");
+         json            ? "expected one JSON object per line, or a JSON array of objects"
+         : ext == ".csv" ? "expected data rows after the header"
+                         : "expected text (documents separated by blank lines)");
   return rows;
 }
 

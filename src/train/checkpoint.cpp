@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -100,8 +101,8 @@ std::string publish(const fs::path& root, const fs::path& tmp_dir, const fs::pat
   // Keep the newest keep_last checkpoints (and the protected one, the best so far).
   std::vector<fs::path> done;
   for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && e.path().extension() != ".tmp" &&
-        fs::exists(e.path() / kStateFile) && (protect.empty() || e.path() != fs::path(protect)))
+    if (e.is_directory() && e.path().extension() != ".tmp" && fs::exists(e.path() / kStateFile) &&
+        (protect.empty() || e.path() != fs::path(protect)))
       done.push_back(e.path());
   std::sort(done.begin(), done.end());
   for (size_t i = 0; i + size_t(keep_last) < done.size(); ++i) fs::remove_all(done[i], ec);
@@ -111,10 +112,9 @@ std::string publish(const fs::path& root, const fs::path& tmp_dir, const fs::pat
 }  // namespace
 
 std::string checkpoint_save_sharded(const std::string& output_dir, const CheckpointState& state,
-                                    const float* params, const float* adam_m,
-                                    const float* adam_v, size_t n, size_t begin, size_t count,
-                                    Communicator& comm, int64_t keep_last,
-                                    const std::string& protect, int shard_index,
+                                    const float* params, const float* adam_m, const float* adam_v,
+                                    size_t n, size_t begin, size_t count, Communicator& comm,
+                                    int64_t keep_last, const std::string& protect, int shard_index,
                                     int shard_count) {
   if (shard_index == -2) shard_index = comm.rank(), shard_count = comm.size();
   const fs::path root = fs::path(output_dir) / "checkpoints";
@@ -149,19 +149,44 @@ std::string checkpoint_save_sharded(const std::string& output_dir, const Checkpo
   return publish(root, tmp_dir, final_dir, keep_last, protect);
 }
 
-std::optional<std::string> checkpoint_latest(const std::string& output_dir) {
+std::vector<CheckpointEntry> checkpoint_list(const std::string& output_dir) {
   const fs::path root = fs::path(output_dir) / "checkpoints";
-  if (!fs::exists(root)) return std::nullopt;
-  std::vector<fs::path> done;
+  std::vector<CheckpointEntry> done;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return done;
   for (const auto& e : fs::directory_iterator(root)) {
+    // Exactly step_<digits>: step_00000010.tmp (a save cut short) and anything a user put
+    // beside them are not checkpoints.
     const std::string name = e.path().filename().string();
-    if (e.is_directory() && name.rfind("step_", 0) == 0 && e.path().extension() != ".tmp" &&
-        fs::exists(e.path() / kStateFile))  // written last: its presence means complete
-      done.push_back(e.path());
+    const std::string digits = name.rfind("step_", 0) == 0 ? name.substr(5) : "";
+    if (!e.is_directory() || digits.empty() ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        digits.size() > 18 || !fs::exists(e.path() / kStateFile))  // written last: complete
+      continue;
+    done.push_back({e.path().string(), std::stoll(digits)});
   }
-  if (done.empty()) return std::nullopt;
-  std::sort(done.begin(), done.end());
-  return done.back().string();
+  std::sort(done.begin(), done.end(),
+            [](const CheckpointEntry& a, const CheckpointEntry& b) { return a.step < b.step; });
+  return done;
+}
+
+std::optional<std::string> checkpoint_latest(const std::string& output_dir) {
+  auto all = checkpoint_list(output_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back().path;
+}
+
+std::string checkpoint_problem(const std::string& folder) {
+  try {
+    checkpoint_load_range(folder, nullptr, nullptr, nullptr, 0, 0, 0);
+  } catch (const Error& e) {
+    // The safetensors reader's advice for a damaged file, to re-download it, fits model
+    // weights; a checkpoint was written here, so the caller says which one to use instead.
+    std::string msg = e.what();
+    const size_t advice = msg.find("; re-download it");
+    return advice == std::string::npos ? msg : msg.substr(0, advice);
+  }
+  return "";
 }
 
 CheckpointState checkpoint_load(const std::string& folder, float* params, float* adam_m,
@@ -176,44 +201,57 @@ CheckpointState checkpoint_load_range(const std::string& folder, float* params, 
   std::ifstream f(state_path);
   LATHE_CHECK(f, "cannot open ", state_path, ": the checkpoint is incomplete");
   nlohmann::json j;
+  CheckpointState s;
+  std::vector<std::string> files;
   try {
     f >> j;
+    s.step = j.at("step").get<int64_t>();
+    s.sampler.epoch = j.at("sampler").at("epoch").get<uint64_t>();
+    s.sampler.offset = j.at("sampler").at("offset").get<uint64_t>();
+    s.seed = j.at("seed").get<uint64_t>();
+    s.num_params = j.at("num_params").get<uint64_t>();
+    s.model_config_json = j.at("model_config").dump();
+    if (j.contains("shards"))
+      for (const auto& x : j.at("shards")) files.push_back(x.get<std::string>());
+    else
+      files.push_back(kTensorsFile);
   } catch (const std::exception& e) {
-    fail(state_path, ": not valid JSON (", e.what(), "); delete this checkpoint folder to resume from the one before");
+    fail(state_path, ": the file is truncated or corrupt (", e.what(), ")");
   }
-  CheckpointState s;
-  s.step = j.at("step").get<int64_t>();
-  s.sampler.epoch = j.at("sampler").at("epoch").get<uint64_t>();
-  s.sampler.offset = j.at("sampler").at("offset").get<uint64_t>();
-  s.seed = j.at("seed").get<uint64_t>();
-  s.num_params = j.at("num_params").get<uint64_t>();
-  s.model_config_json = j.at("model_config").dump();
+  for (const std::string& name : files)
+    LATHE_CHECK(!name.empty() && name.find('/') == std::string::npos && name != "..", state_path,
+                ": shard name '", name, "' is not a file in the checkpoint folder");
+  const bool check_only = params == nullptr;
+  if (check_only && n == 0) n = s.num_params, count = 0;
   LATHE_CHECK(s.num_params == n, state_path, ": checkpoint has ", s.num_params,
               " parameters but the model has ", n, ": it belongs to a different model");
-  std::vector<std::string> files;
-  if (j.contains("shards"))
-    for (const auto& x : j["shards"]) files.push_back(x.get<std::string>());
-  else
-    files.push_back(kTensorsFile);
   // Each file holds [offset, offset + count) of the three buffers: all parameters are
   // read, and of the AdamW state the part that overlaps this reader's range.
   size_t covered = 0;
   for (const std::string& name : files) {
     SafetensorsFile st((fs::path(folder) / name).string());
     const auto meta = st.metadata();
-    const size_t off = meta.count("offset") ? std::stoull(meta.at("offset")) : 0;
+    size_t off = 0;
+    if (meta.count("offset")) {
+      const std::string& text = meta.at("offset");
+      const auto r = std::from_chars(text.data(), text.data() + text.size(), off);
+      LATHE_CHECK(r.ec == std::errc() && r.ptr == text.data() + text.size(), st.path(),
+                  ": metadata 'offset' is '", text, "', not a number: the file is corrupt");
+    }
     const char* names[3] = {"params", "adam.m", "adam.v"};
     const float* src[3] = {};
     size_t len = 0;
     for (int i = 0; i < 3; ++i) {
       const TensorInfo* t = st.find(names[i]);
-      LATHE_CHECK(t && t->dtype == DType::F32 && (i == 0 || size_t(t->numel()) == len),
-                  st.path(), ": tensor '", names[i], "' missing or of the wrong size");
+      LATHE_CHECK(t && t->dtype == DType::F32 && (i == 0 || size_t(t->numel()) == len), st.path(),
+                  ": tensor '", names[i], "' missing or of the wrong size");
       if (i == 0) len = size_t(t->numel());
       src[i] = static_cast<const float*>(t->data);
     }
-    LATHE_CHECK(off + len <= n, st.path(), ": range [", off, ", ", off + len,
+    LATHE_CHECK(off <= n && len <= n - off, st.path(), ": range [", off, ", ", off + len,
                 ") is past the model's ", n, " parameters");
+    covered += len;
+    if (check_only) continue;
     const size_t lo = std::max(off, begin), hi = std::min(off + len, begin + count);
     if (!params_in_range)
       std::memcpy(params + off, src[0], len * sizeof(float));
@@ -223,7 +261,6 @@ CheckpointState checkpoint_load_range(const std::string& folder, float* params, 
       std::memcpy(adam_m + (lo - begin), src[1] + (lo - off), (hi - lo) * sizeof(float));
       std::memcpy(adam_v + (lo - begin), src[2] + (lo - off), (hi - lo) * sizeof(float));
     }
-    covered += len;
   }
   LATHE_CHECK(covered == n, state_path, ": its shards hold ", covered, " of ", n,
               " parameters: a shard file is missing or damaged");

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "data/sampler.h"
 
@@ -41,8 +42,20 @@ std::string checkpoint_save(const std::string& output_dir, const CheckpointState
                             const CheckpointBuffers& buffers, int64_t keep_last,
                             const std::string& protect = "");
 
+// The complete checkpoints under output_dir (those whose trainer_state.json exists), oldest
+// first. Complete means written to the end, not necessarily undamaged since.
+struct CheckpointEntry {
+  std::string path;
+  int64_t step = 0;
+};
+std::vector<CheckpointEntry> checkpoint_list(const std::string& output_dir);
+
 // The newest complete checkpoint under output_dir, if any.
 std::optional<std::string> checkpoint_latest(const std::string& output_dir);
+
+// What is wrong with a checkpoint folder, naming the file ("" when every file reads back
+// whole: the manifest parses and each listed shard's header fits its file).
+std::string checkpoint_problem(const std::string& folder);
 
 // Reads a checkpoint into the given buffers (n floats each); checks the parameter count.
 CheckpointState checkpoint_load(const std::string& folder, float* params, float* adam_m,
@@ -65,6 +78,7 @@ std::string checkpoint_save_sharded(const std::string& output_dir, const Checkpo
 // Reads any checkpoint, whole or sharded by any number of processes: all n parameters,
 // and the AdamW state of [begin, begin + count) (the reader's own range).
 // params_in_range: params also holds only the range (full_shard), not all n.
+// With null buffers it only checks the files (n = 0: take the count from the manifest).
 CheckpointState checkpoint_load_range(const std::string& folder, float* params, float* adam_m,
                                       float* adam_v, size_t n, size_t begin, size_t count,
                                       bool params_in_range = false);

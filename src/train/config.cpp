@@ -40,8 +40,9 @@ constexpr std::array<std::string_view, 9> kDistStrategies = {
 constexpr std::array<std::string_view, 3> kPeftMethods = {"none", "lora", "qlora"};
 constexpr std::array<std::string_view, 4> kBaseDtypes = {"", "fp32", "bf16", "nf4"};
 
+using StringMap = std::map<std::string, std::string>;
 using Field = std::variant<std::string*, int64_t*, uint64_t*, double*, bool*, std::vector<double>*,
-                           std::vector<std::string>*>;
+                           std::vector<std::string>*, StringMap*>;
 
 // Returns "" when the value is acceptable, else what was expected ("must be > 0").
 using Check = std::string (*)(Field);
@@ -74,6 +75,12 @@ std::string check_betas(Field f) {
 std::string check_dropout(Field f) {
   const double v = *std::get<double*>(f);
   return v >= 0 && v < 1 ? "" : "must be in [0, 1)";
+}
+
+std::string check_resume(Field f) {
+  return std::get<std::string*>(f)->empty()
+             ? "must be false, true, a step number or a checkpoint folder"
+             : "";
 }
 
 std::string check_split(Field f) {
@@ -109,6 +116,8 @@ const KeyDef kKeys[] = {
     LATHE_KEY(data, prompt_template, .doc = "format template: prompt over {field} names"),
     LATHE_KEY(data, response_field, .doc = "format template: the field holding the response"),
     LATHE_KEY(data, response_template, .doc = "format template: response over {field} names"),
+    LATHE_KEY(data, field_map,
+              .doc = "rename row columns for the format, {field: column}, e.g. {text: input}"),
     LATHE_KEY(data, test_split,
               .doc = "without data.eval: hold out this share of data.train (seeded) for eval",
               .check = check_split),
@@ -136,7 +145,10 @@ const KeyDef kKeys[] = {
     LATHE_KEY(train, seed, .doc = "random seed"),
     LATHE_KEY(train, threads, .doc = "CPU threads; 0 = all cores", .check = at_least<int64_t{0}>),
     LATHE_KEY(train, activation_checkpointing, .doc = "recompute activations to save memory"),
-    LATHE_KEY(train, resume, .doc = "continue from the latest checkpoint in output.dir"),
+    LATHE_KEY(train, resume,
+              .doc = "continue a run: true (newest checkpoint in output.dir), a step number, or "
+                     "a checkpoint folder; false = a fresh run",
+              .check = check_resume),
     LATHE_KEY(train, log_every, .doc = "log every N steps", .check = at_least<int64_t{1}>),
     LATHE_KEY(train, eval_every, .doc = "evaluate every N steps; 0 = at checkpoints and the end",
               .check = at_least<int64_t{0}>),
@@ -180,6 +192,9 @@ const KeyDef kKeys[] = {
                      "exact_match); \"\" = off"),
     LATHE_KEY(output, save_dtype, .doc = "saved weights dtype; \"\" = training precision",
               .choices = kSaveDtypes),
+    LATHE_KEY(output, overwrite,
+              .doc = "a fresh run into a dir holding a run first deletes that run's files "
+                     "(without it, the run refuses)"),
 };
 
 #undef LATHE_KEY
@@ -365,6 +380,19 @@ void assign(const KeyDef& key, Config& cfg, const YAML::Node& v, const std::stri
                    }
                    *dst = std::move(out);
                  },
+                 [&](StringMap* dst) {
+                   constexpr std::string_view expected = "a mapping of names such as {text: input}";
+                   if (v.IsNull()) return dst->clear();
+                   if (!v.IsMap()) type_error(where, key, expected, describe(v));
+                   StringMap out;
+                   for (const auto& kv : v) {
+                     if (!kv.second.IsScalar())
+                       type_error(where, key, expected,
+                                  str_cat(describe(kv.second), " for '", kv.first.Scalar(), "'"));
+                     out[kv.first.Scalar()] = kv.second.Scalar();
+                   }
+                   *dst = std::move(out);
+                 },
              },
              key.field(cfg));
 }
@@ -386,6 +414,12 @@ std::string format_value(Field f) {
                           std::string out = "[";
                           for (size_t i = 0; i < v->size(); ++i) out += (i ? ", " : "") + (*v)[i];
                           return out + "]";
+                        },
+                        [](StringMap* v) {
+                          std::string out = "{";
+                          for (const auto& [k, x] : *v)
+                            out += (out.size() > 1 ? ", " : "") + k + ": " + x;
+                          return out + "}";
                         },
                     },
                     f);
@@ -486,6 +520,8 @@ Config load_config(const std::string& yaml_path, const std::vector<std::string>&
   if (!yaml_path.empty()) apply_file(cfg, yaml_path, origins);
   for (const std::string& o : overrides) apply_override(cfg, o, origins);
   validate(cfg, origins);
+  // train.resume: True/FALSE spellings mean the same as true/false (a bool key's rule).
+  if (auto b = parse_bool(cfg.train.resume)) cfg.train.resume = *b ? "true" : "false";
   return cfg;
 }
 
@@ -510,6 +546,10 @@ std::string config_to_yaml(const Config& cfg) {
       out << YAML::Flow << YAML::BeginSeq;
       for (const std::string& x : **names) out << x;
       out << YAML::EndSeq;
+    } else if (auto* map = std::get_if<StringMap*>(&f)) {
+      out << YAML::Flow << YAML::BeginMap;
+      for (const auto& [k, x] : **map) out << YAML::Key << k << YAML::Value << x;
+      out << YAML::EndMap;
     } else {
       // Strings go through the emitter's quoting; numbers and bools are plain already.
       out << format_value(f);

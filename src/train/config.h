@@ -2,6 +2,7 @@
 // Unknown keys and wrong types are errors that name the key and suggest the closest one.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct DataSection {
   std::string on_bad_row = "error";  // error | skip
   std::string too_long = "truncate";  // truncate | drop
   std::string prompt_template, response_field, response_template;  // format "template"
+  // Template field name -> the row's column: {"text": "input"} reads the Ray template's
+  // "input" column where data.format=text expects "text".
+  std::map<std::string, std::string> field_map;
   std::string cache_dir;  // tokenized-data cache; "" = ~/.cache/lathe/datasets
   double test_split = 0;  // without data.eval: this share of data.train, drawn with train.seed
 };
@@ -49,7 +53,9 @@ struct TrainSection {
   uint64_t seed = 42;
   int64_t threads = 0;  // 0 = all cores
   bool activation_checkpointing = false;
-  bool resume = false;
+  // "false"; "true": the newest checkpoint in output.dir; a step number (its checkpoint in
+  // output.dir); or a checkpoint folder, anywhere.
+  std::string resume = "false";
   int64_t log_every = 1;
   int64_t eval_every = 0;  // 0: at checkpoints and the end
 };
@@ -78,6 +84,7 @@ struct OutputSection {
   int64_t keep_last = 2;   // checkpoints kept on disk
   std::string save_dtype;  // "" = the training precision; bf16 | fp32
   std::string keep_best;   // eval metric whose best checkpoint is kept ("" = off)
+  bool overwrite = false;  // a fresh run may clear a run already in dir
 };
 
 // Data parallel over processes (mpirun, srun): each process trains on its share of every

@@ -29,6 +29,7 @@ DataSpec spec_for(const Config& cfg, const std::string& path, int64_t vocab_size
   s.prompt_template = cfg.data.prompt_template;
   s.response_field = cfg.data.response_field;
   s.response_template = cfg.data.response_template;
+  s.field_map = cfg.data.field_map;
   return s;
 }
 
@@ -47,6 +48,7 @@ uint64_t cache_key(const DataSpec& s, const std::string& model_path) {
                                s.on_bad_row, s.too_long, s.prompt_template, s.response_field,
                                s.response_template})
     h = hash_text(v, h);
+  for (const auto& [field, column] : s.field_map) h = hash_text(column, hash_text(field, h));
   return h;
 }
 

@@ -30,6 +30,7 @@
 #include "train/checkpoint.h"
 #include "train/datasets.h"
 #include "train/model_loader.h"
+#include "train/run_folder.h"
 
 namespace fs = std::filesystem;
 
@@ -129,6 +130,16 @@ Trainer::Trainer(const Config& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg
   LATHE_CHECK(!cfg_.data.train.empty(),
               "data.train is not set: give a jsonl file, e.g. data.train=train.jsonl");
   comm_ = make_communicator(cfg_.dist.timeout);
+  // The run folder holds one run: a resumed run continues the one there from the checkpoint
+  // train.resume names; a fresh run (or one resumed from a checkpoint elsewhere) must find
+  // the folder free, or clear it with output.overwrite. Checked before the model loads, so
+  // a mistake costs seconds. Every process resolves the same checkpoint from the shared
+  // folder; process 0 alone changes the folder, after all have resolved (see the barrier).
+  if (cfg_.train.resume != "false")
+    resume_from_ = resolve_resume(cfg_.output.dir, cfg_.train.resume);
+  rewind_ = cfg_.train.resume == "true" ||
+            (resume_from_ && checkpoint_in(cfg_.output.dir, *resume_from_));
+  if (comm_->rank() == 0 && !rewind_) claim_run_folder(cfg_.output.dir, cfg_.output.overwrite);
   strategy_ = shard_strategy_from_name(cfg_.dist.strategy);
   const bool shards_params =
       strategy_ == ShardStrategy::FullShard || strategy_ == ShardStrategy::HybridShard;
@@ -271,32 +282,40 @@ Trainer::Trainer(const Config& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg
   if (comm_->size() > 1 && update_strategy_ == ShardStrategy::Zero2)
     grad_shard_ = DeviceBuffer<float>(*be_, shard_.second);
   optimizer_ = std::make_unique<AdamW>(*be_, shard_.second, os);
-  if (cfg_.train.resume) {
-    if (auto latest = checkpoint_latest(cfg_.output.dir)) {
-      // A checkpoint written by any number of processes: each reads all parameters and
-      // the optimizer state of its own range.
-      // Read on the host, then copied to the backend (in place where it is host memory).
-      const size_t held = model_->sharded() ? shard_.second : n;
-      HostWrite<float> params(*be_, model_->trainable().params, held, /*keep=*/true);
-      HostWrite<float> m(*be_, optimizer_->m(), shard_.second, true);
-      HostWrite<float> v(*be_, optimizer_->v(), shard_.second, true);
-      CheckpointState s = checkpoint_load_range(
-          *latest, params.get(), m.get(), v.get(), model_->sharded() ? model_->num_params() : n,
-          shard_.first, shard_.second, /*params_in_range=*/model_->sharded());
-      params.commit(), m.commit(), v.commit();
-      LATHE_CHECK(s.seed == cfg_.train.seed, *latest, ": written with train.seed=", s.seed,
-                  " but this run has train.seed=", cfg_.train.seed,
-                  ": resume with the same seed or start a new output.dir");
-      model_->refresh_compute_weights();
-      sampler_->restore(s.sampler);
-      step_ = s.step;
-      std::fprintf(stderr, "resumed from %s (step %lld)\n", latest->c_str(),
+  if (resume_from_) {
+    const std::string& from = *resume_from_;
+    // A checkpoint written by any number of processes: each reads all parameters and
+    // the optimizer state of its own range.
+    // Read on the host, then copied to the backend (in place where it is host memory).
+    const size_t held = model_->sharded() ? shard_.second : n;
+    HostWrite<float> params(*be_, model_->trainable().params, held, /*keep=*/true);
+    HostWrite<float> m(*be_, optimizer_->m(), shard_.second, true);
+    HostWrite<float> v(*be_, optimizer_->v(), shard_.second, true);
+    CheckpointState s = checkpoint_load_range(
+        from, params.get(), m.get(), v.get(), model_->sharded() ? model_->num_params() : n,
+        shard_.first, shard_.second, /*params_in_range=*/model_->sharded());
+    params.commit(), m.commit(), v.commit();
+    LATHE_CHECK(s.seed == cfg_.train.seed, from, ": written with train.seed=", s.seed,
+                " but this run has train.seed=", cfg_.train.seed,
+                ": resume with the same seed or start a new output.dir");
+    model_->refresh_compute_weights();
+    sampler_->restore(s.sampler);
+    step_ = s.step;
+    if (comm_->rank() == 0)
+      std::fprintf(stderr, "resumed from %s (step %lld)\n", from.c_str(),
                    static_cast<long long>(step_));
-    } else {
-      std::fprintf(stderr,
-                   "train.resume=true but %s/checkpoints has no checkpoint: starting from step 0\n",
-                   cfg_.output.dir.c_str());
-    }
+  } else if (cfg_.train.resume == "true" && comm_->rank() == 0) {
+    std::fprintf(stderr,
+                 "train.resume=true but %s/checkpoints has no checkpoint: starting from step 0\n",
+                 cfg_.output.dir.c_str());
+  }
+  if (rewind_) {
+    // Every process has read its checkpoint before process 0 deletes the later ones.
+    comm_->barrier();
+    if (comm_->rank() == 0)
+      for (const std::string& r : rewind_run_folder(cfg_.output.dir, step_))
+        std::fprintf(stderr, "rewound the run to step %lld: removed %s\n",
+                     static_cast<long long>(step_), r.c_str());
   }
   peak_ = lathe::matmul_peak(*be_, cfg_.train.precision, /*remeasure=*/false);
 }

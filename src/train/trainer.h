@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -71,6 +72,10 @@ class Trainer {
  private:
   Config cfg_;
   std::unique_ptr<Communicator> comm_;
+  // The checkpoint train.resume resolved to, and whether the run in output.dir is cut back
+  // to its step (a resume of this folder's own run, rather than a fresh run).
+  std::optional<std::string> resume_from_;
+  bool rewind_ = false;
   // full_shard / hybrid_shard: the processes sharing one copy of the parameters, and the
   // processes holding the same range in the other copies (hybrid_shard's replicas).
   std::unique_ptr<Communicator> group_comm_, replica_comm_, replica_worker_comm_;

@@ -83,7 +83,7 @@ void expect_same_training(Config c, const std::string& name) {
   const std::string plain_dir = temp_dir("host_access_cpu_" + name);
   const std::string strict_dir = temp_dir("host_access_strict_" + name);
   for (int phase = 0; phase < 2; ++phase) {
-    if (phase == 1) c.train.resume = true, c.train.max_steps = 6;
+    if (phase == 1) c.train.resume = "true", c.train.max_steps = 6;
     c.output.dir = plain_dir;
     Trainer(c).run();
     c.output.dir = strict_dir;

@@ -142,6 +142,34 @@ TEST_F(SourcesTest, JsonErrorsNameLineAndColumn) {
                        "keyed.json:2: entry \"2\" is string"));
 }
 
+// As Hugging Face datasets reads them: JSON Lines in a .json file (the KubeRay PubMedQA
+// recipe's dataset.json), a JSON array in a .jsonl file, told apart by content.
+TEST_F(SourcesTest, JsonLayoutComesFromTheContentNotTheExtension) {
+  std::ifstream f(fixture("pubmedqa_flat.jsonl"));
+  const std::string flat((std::istreambuf_iterator<char>(f)), {});
+  auto rows = read_rows(write("dataset.json", flat), "pubmedqa");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].line, 2);
+  EXPECT_EQ(rows[1].fields["answer"], "yes");
+  for (const Row& r : rows) EXPECT_EQ(r.error, "");
+
+  rows = read_rows(write("array.jsonl", "[\n {\"q\": 1},\n {\"q\": 2}\n]\n"), "gsm8k");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].line, 3);
+
+  rows = read_rows(write("one.json", "{\"q\": \"only\"}\n"), "gsm8k");  // a single row
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].fields["q"], "only");
+
+  std::ifstream g(fixture("pubmedqa_ori_pqal_head.json"));
+  const std::string keyed((std::istreambuf_iterator<char>(g)), {});
+  EXPECT_EQ(read_rows(write("ori_pqal.jsonl", keyed), "pubmedqa").size(), 3u);
+
+  // JSON Lines errors still name the file, line and column.
+  EXPECT_TRUE(Contains(row_error("lines.json", "{\"q\": 1}\n{\"q\": 1,}\n"),
+                       "lines.json:2:9: invalid JSON"));
+}
+
 TEST_F(SourcesTest, CsvSamsumRowsWithQuotedMultiLineFields) {
   auto rows = read_rows(fixture("samsum_validation_rows.csv"), "samsum");
   ASSERT_EQ(rows.size(), 4u);

@@ -107,7 +107,7 @@ TEST(Training, StopAndResumeReproducesUninterruptedLossesExactly) {
       got = run_steps(first, 6);
       first.save_checkpoint();
     }
-    c.train.resume = true;
+    c.train.resume = "true";
     Trainer second(c);
     ASSERT_EQ(second.steps_done(), 6);
     for (double l : run_steps(second, 8)) got.push_back(l);
