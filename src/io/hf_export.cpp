@@ -7,6 +7,7 @@
 
 #include "backend/host_staging.h"
 #include "core/error.h"
+#include "io/folder_write.h"
 #include "io/safetensors.h"
 #include "model/llama.h"
 #include "tokenizer/tokenizer.h"
@@ -28,29 +29,25 @@ constexpr uint64_t kMaxShardBytes = uint64_t(5) * 1000 * 1000 * 1000;
 
 void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtype,
                      const std::string& source_folder, const Tokenizer* tokenizer) {
-  const fs::path out(dir);
-  const fs::path tmp = out.string() + ".tmp";
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp);
-  std::vector<TensorToWrite> tensors = model.export_tensors(dtype);
-  safetensors_write_model(tmp.string(), tensors, size_t(kMaxShardBytes));
-  write_file_atomic((tmp / "config.json").string(),
-                    llama_config_to_json_text(model.config(), torch_dtype_name(dtype)));
-  static const char* const kTokenizerFiles[] = {"tokenizer.json", "tokenizer.model",
-                                                "tokenizer_config.json", "special_tokens_map.json",
-                                                "generation_config.json"};
-  for (const char* name : kTokenizerFiles) {
-    if (source_folder.empty()) break;
-    // A saved extended tokenizer replaces these; tokenizer.model could not hold its new
-    // tokens, so it is left out rather than contradicting tokenizer.json.
-    if (tokenizer && std::string(name) != "generation_config.json") continue;
-    const fs::path src = fs::path(source_folder) / name;
-    if (fs::exists(src)) fs::copy_file(src, tmp / name, fs::copy_options::overwrite_existing);
-  }
-  if (tokenizer) tokenizer->save(tmp.string());
-  fs::remove_all(out, ec);
-  fs::rename(tmp, out);
+  write_folder_atomic(dir, [&](const fs::path& tmp) {
+    std::vector<TensorToWrite> tensors = model.export_tensors(dtype);
+    safetensors_write_model(tmp.string(), tensors, size_t(kMaxShardBytes));
+    write_file_atomic((tmp / "config.json").string(),
+                      llama_config_to_json_text(model.config(), torch_dtype_name(dtype)));
+    static const char* const kTokenizerFiles[] = {"tokenizer.json", "tokenizer.model",
+                                                  "tokenizer_config.json",
+                                                  "special_tokens_map.json",
+                                                  "generation_config.json"};
+    for (const char* name : kTokenizerFiles) {
+      if (source_folder.empty()) break;
+      // A saved extended tokenizer replaces these; tokenizer.model could not hold its new
+      // tokens, so it is left out rather than contradicting tokenizer.json.
+      if (tokenizer && std::string(name) != "generation_config.json") continue;
+      const fs::path src = fs::path(source_folder) / name;
+      if (fs::exists(src)) copy_file_into(src, tmp / name);
+    }
+    if (tokenizer) tokenizer->save(tmp.string());
+  });
 }
 
 void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, DType dtype,
@@ -115,8 +112,7 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
   for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
                            "special_tokens_map.json", "generation_config.json"}) {
     const fs::path src = fs::path(source_folder) / name;
-    if (!source_folder.empty() && fs::exists(src))
-      fs::copy_file(src, tmp / name, fs::copy_options::overwrite_existing);
+    if (!source_folder.empty() && fs::exists(src)) copy_file_into(src, tmp / name);
   }
   std::error_code ec;
   fs::remove_all(out, ec);

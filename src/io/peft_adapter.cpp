@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/folder_write.h"
 #include "io/safetensors.h"
 #include "io/staged_tensor.h"
 
@@ -22,41 +23,37 @@ using AdapterTensor =
 
 void write_adapter(const std::string& dir, const LoraTable& table, DType dtype,
                    const std::string& base_model, const AdapterTensor& tensor) {
-  const fs::path out(dir), tmp = dir + ".tmp";
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp);
-  std::vector<TensorToWrite> tensors;
-  for (const LoraEntry& e : table.entries) {
-    tensors.push_back(tensor(e.a_name(), {table.spec.r, e.in}, e.a_offset));
-    tensors.push_back(tensor(e.b_name(), {e.out, table.spec.r}, e.b_offset));
-  }
-  safetensors_write((tmp / "adapter_model.safetensors").string(), tensors);
-  // The keys PEFT's LoraConfig writes, with the values that describe plain LoRA.
-  nlohmann::ordered_json c;
-  c["alpha_pattern"] = nlohmann::json::object();
-  c["auto_mapping"] = nullptr;
-  c["base_model_name_or_path"] = base_model;
-  c["bias"] = "none";
-  c["fan_in_fan_out"] = false;
-  c["inference_mode"] = true;
-  c["init_lora_weights"] = true;
-  c["layers_pattern"] = nullptr;
-  c["layers_to_transform"] = nullptr;
-  c["lora_alpha"] = table.spec.alpha;
-  c["lora_dropout"] = table.spec.dropout;
-  c["modules_to_save"] = nullptr;
-  c["peft_type"] = "LORA";
-  c["r"] = table.spec.r;
-  c["rank_pattern"] = nlohmann::json::object();
-  c["revision"] = nullptr;
-  c["target_modules"] = lora_target_names(table.spec.targets);
-  c["task_type"] = "CAUSAL_LM";
-  c["use_dora"] = false;
-  c["use_rslora"] = false;
-  write_file_atomic((tmp / "adapter_config.json").string(), c.dump(2) + "\n");
-  fs::remove_all(out, ec);
-  fs::rename(tmp, out);
+  write_folder_atomic(dir, [&](const fs::path& tmp) {
+    std::vector<TensorToWrite> tensors;
+    for (const LoraEntry& e : table.entries) {
+      tensors.push_back(tensor(e.a_name(), {table.spec.r, e.in}, e.a_offset));
+      tensors.push_back(tensor(e.b_name(), {e.out, table.spec.r}, e.b_offset));
+    }
+    safetensors_write((tmp / "adapter_model.safetensors").string(), tensors);
+    // The keys PEFT's LoraConfig writes, with the values that describe plain LoRA.
+    nlohmann::ordered_json c;
+    c["alpha_pattern"] = nlohmann::json::object();
+    c["auto_mapping"] = nullptr;
+    c["base_model_name_or_path"] = base_model;
+    c["bias"] = "none";
+    c["fan_in_fan_out"] = false;
+    c["inference_mode"] = true;
+    c["init_lora_weights"] = true;
+    c["layers_pattern"] = nullptr;
+    c["layers_to_transform"] = nullptr;
+    c["lora_alpha"] = table.spec.alpha;
+    c["lora_dropout"] = table.spec.dropout;
+    c["modules_to_save"] = nullptr;
+    c["peft_type"] = "LORA";
+    c["r"] = table.spec.r;
+    c["rank_pattern"] = nlohmann::json::object();
+    c["revision"] = nullptr;
+    c["target_modules"] = lora_target_names(table.spec.targets);
+    c["task_type"] = "CAUSAL_LM";
+    c["use_dora"] = false;
+    c["use_rslora"] = false;
+    write_file_atomic((tmp / "adapter_config.json").string(), c.dump(2) + "\n");
+  });
 }
 
 }  // namespace

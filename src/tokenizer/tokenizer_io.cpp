@@ -1,5 +1,7 @@
 // Tokenizer from and to an HF model folder: which file to read, what tokenizer_config.json
 // and special_tokens_map.json change, and the three files save() writes.
+#include <cerrno>
+#include <cstring>
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -40,7 +42,13 @@ void write_atomic(const fs::path& p, const std::string& text) {
     LATHE_CHECK(f, tmp.string(), ": cannot create");
     f << text;
     f.flush();
-    LATHE_CHECK(f, tmp.string(), ": write failed");
+    if (!f) {
+      const int err = errno;
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      fail("cannot write ", tmp.string(), ": ", std::strerror(err),
+           err == ENOSPC ? " (the disk is full; free space and retry)" : "");
+    }
   }
   fs::rename(tmp, p);
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -516,6 +517,23 @@ double Trainer::evaluate() {
 }
 
 std::string Trainer::save_checkpoint() {
+  try {
+    return write_checkpoint();
+  } catch (const Error& e) {
+    // A save that fails (a full disk, say) leaves the checkpoints before it as they were;
+    // say which one a resume would use.
+    fail("checkpoint of step ", step_, " not saved: ", e.what(), ". ", newest_checkpoint_note());
+  }
+}
+
+std::string Trainer::newest_checkpoint_note() const {
+  const auto newest = checkpoint_latest(cfg_.output.dir);
+  return newest ? str_cat("The newest complete checkpoint, ", *newest,
+                          ", is intact: train.resume=true continues from it")
+                : std::string("There is no checkpoint yet to resume from");
+}
+
+std::string Trainer::write_checkpoint() {
   const TrainableParams t = model_->trainable();
   CheckpointState s;
   s.step = step_;
@@ -612,11 +630,18 @@ void Trainer::run() {
   std::ofstream metrics;
   if (lead) {
     fs::create_directories(cfg_.output.dir);
-    std::ofstream f(fs::path(cfg_.output.dir) / "config.yaml");
-    f << config_to_yaml(cfg_);
+    write_file_atomic((fs::path(cfg_.output.dir) / "config.yaml").string(), config_to_yaml(cfg_));
     metrics.open(fs::path(cfg_.output.dir) / "metrics.jsonl", std::ios::app);
     LATHE_CHECK(metrics, "cannot write ", cfg_.output.dir, "/metrics.jsonl");
   }
+  // A log line that cannot be written (a full disk) stops the run rather than training on
+  // without a record; the checkpoints written so far stay.
+  auto check_log = [&] {
+    if (!lead || metrics) return;
+    const int err = errno;
+    fail("cannot append to ", cfg_.output.dir, "/metrics.jsonl: ", std::strerror(err),
+         err == ENOSPC ? " (the disk is full; free space)" : "", ". ", newest_checkpoint_note());
+  };
   const bool tty = lead && ::isatty(2);
   const auto t_run = Clock::now();
   const int64_t first = step_;
@@ -643,6 +668,7 @@ void Trainer::run() {
     }
     metrics << j.dump() << "\n";
     metrics.flush();
+    check_log();
     // A stop request (SIGTERM) reaching any process stops all of them after the same step.
     double stop = g_stop ? 1.0 : 0.0;
     comm_->allreduce_sum(&stop, 1);
@@ -675,17 +701,25 @@ void Trainer::run() {
       cfg_.output.save_dtype.empty() ? cfg_.train.precision : cfg_.output.save_dtype;
   const std::string final_dir = (fs::path(cfg_.output.dir) / "final").string();
   const DType dtype = sd == "bf16" ? DType::BF16 : DType::F32;
+  try {
+    save_final(final_dir, dtype, sd);
+  } catch (const Error& e) {
+    fail("the final model was not saved: ", e.what(), ". ", newest_checkpoint_note());
+  }
+}
+
+void Trainer::save_final(const std::string& final_dir, DType dtype, const std::string& sd) {
   if (comm_->size() > 1 && !model_->has_adapters() && !extended_tokenizer_) {
     // Every process holds the weights: each writes its share of the files' bytes.
     export_hf_model_parallel(
         *model_, final_dir, dtype, cfg_.model.path, comm_->rank(), comm_->size(),
         [this] { comm_->barrier(); }, !model_->sharded() || replica_comm_->rank() == 0);
-    if (lead)
+    if (comm_->rank() == 0)
       std::fprintf(stderr, "saved %s (%s, written by %d processes)\n", final_dir.c_str(),
                    sd.c_str(), comm_->size());
     return;
   }
-  if (!lead) return;
+  if (comm_->rank() != 0) return;
   if (model_->has_adapters()) {
     save_peft_adapter(final_dir, model_->lora_table(), *be_, model_->lora_params(), dtype,
                       fs::absolute(cfg_.model.path).lexically_normal().string());

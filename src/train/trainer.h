@@ -60,7 +60,7 @@ class Trainer {
   int64_t steps_done() const { return step_; }
   int64_t total_steps() const { return total_steps_; }
   LlamaModel& model() { return *model_; }
-  // Returns the checkpoint folder.
+  // Returns the checkpoint folder. A failed save throws, naming the checkpoint to resume from.
   std::string save_checkpoint();
   // Mean token loss over data.eval (0 when there is none).
   double evaluate();
@@ -76,6 +76,9 @@ class Trainer {
   // to its step (a resume of this folder's own run, rather than a fresh run).
   std::optional<std::string> resume_from_;
   bool rewind_ = false;
+  std::string write_checkpoint();
+  std::string newest_checkpoint_note() const;
+  void save_final(const std::string& final_dir, DType dtype, const std::string& save_dtype);  // for errors: what a resume would continue from
   // full_shard / hybrid_shard: the processes sharing one copy of the parameters, and the
   // processes holding the same range in the other copies (hybrid_shard's replicas).
   std::unique_ptr<Communicator> group_comm_, replica_comm_, replica_worker_comm_;

@@ -1,0 +1,18 @@
+// Output folders (final/, a PEFT adapter, a merged model) written as a unit: everything goes
+// into <dir>.tmp, which replaces <dir> only when complete. A full disk or any other failure
+// removes the .tmp folder and leaves <dir> as it was, and the error names the file.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace lathe {
+
+void write_folder_atomic(const std::string& dir,
+                         const std::function<void(const std::filesystem::path& tmp)>& fill);
+
+// std::filesystem::copy_file whose failure is a lathe::Error naming the destination, with
+// the advice write_file_atomic gives for a full disk.
+void copy_file_into(const std::filesystem::path& src, const std::filesystem::path& dst);
+
+}  // namespace lathe
