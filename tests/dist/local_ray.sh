@@ -30,10 +30,11 @@ command -v mpirun >/dev/null || fail "mpirun not found (scripts/setup.sh install
 install="run: bash scripts/setup.sh --test (creates .venv/ and installs tests/requirements.txt)"
 [ -x "$venv/bin/python" ] || skip "no virtual environment at $venv; $install"
 [ -x "$venv/bin/ray" ] || skip "no 'ray' command in $venv; $install"
-why=$("$venv/bin/python" "$src/scripts/pins_satisfied.py" "$src/tests/requirements.txt" 2>&1) || \
+why=$("$venv/bin/python" "$src/scripts/pins_satisfied.py" "$src/tests/requirements.txt" 2>&1) || {
+  why=${why//setup: /}
   skip "$venv lacks pins of tests/requirements.txt: ${why//$'\n'/; }; $install"
-ray_version=$("$venv/bin/python" -c 'import ray; print(ray.__version__)' 2>&1) || \
-  skip "ray does not import in $venv: $ray_version; $install"
+}
+ray_version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("ray"))')
 
 # Nothing leaves this machine: no usage reports (the CLI asks otherwise on a terminal).
 export RAY_USAGE_STATS_ENABLED=0
@@ -47,12 +48,10 @@ started=no
 # job's driver, mpirun and lathe) carries LATHE_RAY_TEST_CLUSTER=$tmp, which `ray start` had
 # in its environment: these ids are the ones to stop. `ray stop` would stop every Ray
 # cluster on the machine, another run's included.
+# One grep over all environments (NUL-separated entries): the cluster has a few dozen
+# processes among hundreds.
 cluster_pids() {
-  local p
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$$" ] && continue
-    { tr '\0' '\n' <"$p/environ" | grep -qxF "LATHE_RAY_TEST_CLUSTER=$tmp"; } 2>/dev/null && echo "${p#/proc/}"
-  done
+  grep -lzxF "LATHE_RAY_TEST_CLUSTER=$tmp" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx "$$"
   return 0
 }
 
@@ -64,8 +63,8 @@ cleanup() {
     pids=$(cluster_pids)
     # shellcheck disable=SC2086  # a list of ids
     [ -n "$pids" ] && kill -TERM $pids 2>/dev/null
-    # gcs_server takes a few seconds to exit on SIGTERM.
-    for _ in $(seq 40); do [ -z "$(cluster_pids)" ] && break; sleep 0.25; done
+    # gcs_server takes a few seconds to exit on SIGTERM; what is left after 5 s is killed.
+    for _ in $(seq 50); do [ -z "$(cluster_pids)" ] && break; sleep 0.1; done
     for pid in $(cluster_pids); do kill -9 "$pid" 2>/dev/null; done
   fi
   rm -rf "$tmp" "/tmp/lathe-$name"
@@ -96,6 +95,7 @@ port_used() { ss -tanH 2>/dev/null | awk '{print $4}' | grep -qE ":($1|$(($1 + 1
 port=$(( 20000 + ($$ * 4) % (low - 20004) ))
 mkdir -p "$tmp/ray" "$tmp/submit"
 started=yes
+t0=$SECONDS
 for attempt in 1 2 3; do
   while port_used "$port"; do port=$(next_port "$port"); done
   # The job's entrypoint (`python <file>`) runs with the PATH that `ray start` had, as on a
@@ -122,7 +122,8 @@ done
 # server and to no other.
 export PATH="$venv/bin:$PATH"
 export RAY_ADDRESS="http://127.0.0.1:$((port + 1))"
-echo "Ray $ray_version: one node, 2 CPUs, GCS on port $port, job server on $RAY_ADDRESS"
+echo "Ray $ray_version: one node, 2 CPUs, GCS on port $port, job server on $RAY_ADDRESS" \
+     "(started in $((SECONDS - t0)) s)"
 
 # --- The job file --------------------------------------------------------------------------
 export OMP_WAIT_POLICY=PASSIVE
@@ -146,15 +147,18 @@ file="$tmp/submit/lathe_ray_job.py"
 read -ra submit <<<"$(grep -m 1 '^ *ray job submit ' "$file")"
 [ "${submit[*]:0:3}" = "ray job submit" ] || fail "the job file's header gives no 'ray job submit' command"
 id="lathe-ray-test-$$"
-# The job's state from the job server's REST API (GET /api/jobs/<id>), which answers in
-# milliseconds where each `ray job status` spends seconds importing ray.
-job_status() {
+# The job's state and its log from the job server's REST API (GET /api/jobs/<id>[/logs]),
+# which answers in milliseconds where `ray job status` and `ray job logs` spend seconds
+# importing ray.
+job_api() {
   "$venv/bin/python" -c 'import json, sys, urllib.request
 with urllib.request.urlopen(sys.argv[1] + "/api/jobs/" + sys.argv[2], timeout=10) as r:
-    print(json.load(r)["status"])' "$RAY_ADDRESS" "$1" 2>/dev/null || true
+    print(json.load(r)[sys.argv[3]])' "$RAY_ADDRESS" "$@"
 }
+job_status() { job_api "$1" status 2>/dev/null || true; }
 (cd "$tmp/submit" && timeout 120 ray job submit --submission-id "$id" --no-wait "${submit[@]:3}") \
   >"$tmp/submit.log" 2>&1 || { cat "$tmp/submit.log" >&2; logs; fail "ray job submit refused the job: ${submit[*]}"; }
+t0=$SECONDS
 limit=180
 deadline=$(( SECONDS + limit ))
 status=""
@@ -163,7 +167,8 @@ while [ $SECONDS -lt $deadline ]; do
   case "$status" in SUCCEEDED | FAILED | STOPPED) break ;; esac
   sleep 0.5
 done
-timeout 60 ray job logs "$id" >"$tmp/job.out" 2>&1 || true
+job_s=$((SECONDS - t0))
+job_api "$id/logs" logs >"$tmp/job.out" 2>&1 || true
 if [ "$status" != SUCCEEDED ]; then
   cat "$tmp/job.out" >&2
   logs
@@ -191,6 +196,6 @@ below "$worst" 1e-6 || {
   paste "$tmp/run.loss" "$tmp/launch.loss" >&2
   fail "the Ray job's losses differ by $worst (relative) from lathe launch --nproc 2"
 }
-echo "job $id: SUCCEEDED, 2 processes (mpirun over the placement group's node), $steps steps," \
+echo "job $id: SUCCEEDED in $job_s s, 2 processes (mpirun over the placement group's node), $steps steps," \
      "final/ written by 2 processes; losses vs lathe launch --nproc 2: worst relative difference $worst"
 echo "PASSED"
