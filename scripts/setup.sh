@@ -2,8 +2,11 @@
 # Installs the Debian 12 packages lathe needs. Safe to re-run: does nothing when they are
 # present.
 #   bash scripts/setup.sh          what building and running lathe needs (the quickstart)
-#   bash scripts/setup.sh --test   that, plus what the test suite and benchmarks need
+#   bash scripts/setup.sh --test   that, plus what the test suite and benchmarks need, and
+#                                  .venv/ at the repository root: Debian's python3 with the
+#                                  PyPI packages pinned in tests/requirements.txt (Ray)
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -17,14 +20,16 @@ test_packages=(
   iproute2               # tests/dist/two_hosts.sh: two network namespaces
   slurmctld slurmd slurm-client munge   # tests/dist/local_slurm.sh runs the sbatch script on a one-node Slurm
   python3 python3-torch python3-numpy   # the independent PyTorch reference and the bench peer
+  python3-venv           # .venv/ for tests/requirements.txt (tests/dist/local_ray.sh runs Ray)
   python3-sentencepiece python3-regex python3-nltk  # independent tokenizer and metric references for the tests
   libopenblas0-pthread   # an optimized BLAS for the PyTorch peer (Debian's torch uses libblas.so.3)
   clang-format
   time                   # per-process peak RSS in bench/dist_bench.sh
   dpkg-dev file          # the .deb that CPack builds (dpkg-shlibdeps), checked by the tests
 )
+test=no
 case "${1:-}" in
-  --test) packages+=("${test_packages[@]}") ;;
+  --test) packages+=("${test_packages[@]}"); test=yes ;;
   "") ;;
   *) echo "usage: setup.sh [--test]" >&2; exit 2 ;;
 esac
@@ -35,14 +40,31 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+[ "$test" = yes ] || exit 0
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
-  sudo="sudo"
+# The test suite's PyPI packages, in a virtual environment of Debian's own python3 (a
+# python3 earlier on PATH, such as pyenv's, is another interpreter without Debian's
+# packages). --system-site-packages keeps python3-torch and the others importable from it.
+venv="$root/.venv"
+requirements="$root/tests/requirements.txt"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv"
+  /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-echo "setup: installing ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# pip would ask PyPI even when nothing changed; a re-run with every pin met does nothing.
+if "$venv/bin/python" "$root/scripts/pins_satisfied.py" "$requirements"; then
+  echo "setup: $venv has every pin of tests/requirements.txt"
+else
+  echo "setup: installing tests/requirements.txt into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+fi

@@ -371,6 +371,14 @@ TEST(JobRay, EntrypointCompilesAndPlacesOneBundlePerNode) {
                   "\"--hostfile\", hostfile,"))
       << script;
   EXPECT_TRUE(has(script, "slots={PROCS_PER_NODE}"));
+  // The hostfile is the job's own: the folder the script runs in is Ray's unpacked copy of the
+  // submitted folder, one per content hash, shared by every job submitted from that folder.
+  EXPECT_TRUE(
+      has(script, "fd, hostfile = tempfile.mkstemp(prefix=NAME + \"-\", suffix=\".hostfile\")"))
+      << script;
+  EXPECT_TRUE(has(script, "os.remove(hostfile)"));
+  EXPECT_FALSE(has(script, "os.path.abspath(NAME")) << script;
+  EXPECT_FALSE(has(script, ".config.yaml\"")) << script;
   EXPECT_TRUE(has_line(script,
                        "TRAIN_COMMAND = [\"lathe\", \"train\", "
                        "\"/tmp/lathe-llama-ft/config.yaml\", \"train.resume=true\"]"))

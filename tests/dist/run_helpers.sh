@@ -1,4 +1,4 @@
-# Shared by the multi-process shell tests (two_hosts.sh, local_slurm.sh); sourced.
+# Shared by the multi-process shell tests (two_hosts.sh, local_slurm.sh, local_ray.sh); sourced.
 fail() { echo "FAILED: $*" >&2; exit 1; }
 # The per-step losses of a run folder, one per line.
 losses() { grep -o '"loss":[-0-9.eE+]*' "$1/metrics.jsonl" | cut -d: -f2; }
