@@ -1,20 +1,25 @@
 #include "io/folder_write.h"
 
 #include <cerrno>
+#include <cstring>
+#include <fstream>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 
 namespace fs = std::filesystem;
 
 namespace lathe {
 
 void copy_file_into(const fs::path& src, const fs::path& dst) {
-  std::error_code ec;
-  fs::copy_file(src, dst, fs::copy_options::overwrite_existing, ec);
-  if (!ec) return;
-  fs::remove(dst, ec);  // never leave a partial copy
-  fail("cannot write ", dst.string(), " (a copy of ", src.string(), "): ", ec.message(),
-       ec.value() == ENOSPC ? " (the disk is full; free space and retry)" : "");
+  // Read whole and written through write_file_atomic rather than fs::copy_file: libstdc++'s
+  // copy reports a full disk as EIO, which would hide the advice. The files copied this way
+  // (tokenizer and generation configs) are at most ~10 MB.
+  std::ifstream in(src, std::ios::binary);
+  LATHE_CHECK(in, "cannot read ", src.string(), ": ", std::strerror(errno));
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  LATHE_CHECK(!in.bad(), "cannot read ", src.string(), ": ", std::strerror(errno));
+  write_file_atomic(dst.string(), bytes);
 }
 
 void write_folder_atomic(const std::string& dir, const std::function<void(const fs::path&)>& fill) {

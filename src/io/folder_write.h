@@ -11,8 +11,8 @@ namespace lathe {
 void write_folder_atomic(const std::string& dir,
                          const std::function<void(const std::filesystem::path& tmp)>& fill);
 
-// std::filesystem::copy_file whose failure is a lathe::Error naming the destination, with
-// the advice write_file_atomic gives for a full disk.
+// Copies a small file (a tokenizer file) as write_file_atomic writes: a failure is a
+// lathe::Error naming the destination, with the advice for a full disk.
 void copy_file_into(const std::filesystem::path& src, const std::filesystem::path& dst);
 
 }  // namespace lathe
