@@ -145,6 +145,9 @@ const KeyDef kKeys[] = {
     LATHE_KEY(train, seed, .doc = "random seed"),
     LATHE_KEY(train, threads, .doc = "CPU threads; 0 = all cores", .check = at_least<int64_t{0}>),
     LATHE_KEY(train, activation_checkpointing, .doc = "recompute activations to save memory"),
+    LATHE_KEY(train, memory_check,
+              .doc = "before loading, refuse a run whose memory plan exceeds the memory "
+                     "available (false: start anyway)"),
     LATHE_KEY(train, resume,
               .doc = "continue a run: true (newest checkpoint in output.dir), a step number, or "
                      "a checkpoint folder; false = a fresh run",

@@ -53,6 +53,8 @@ struct TrainSection {
   uint64_t seed = 42;
   int64_t threads = 0;  // 0 = all cores
   bool activation_checkpointing = false;
+  // Refuse, before loading, a run whose memory plan exceeds the memory available.
+  bool memory_check = true;
   // "false"; "true": the newest checkpoint in output.dir; a step number (its checkpoint in
   // output.dir); or a checkpoint folder, anywhere.
   std::string resume = "false";

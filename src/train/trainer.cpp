@@ -3,11 +3,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -30,6 +30,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
+#include "train/memory_check.h"
 #include "train/model_loader.h"
 #include "train/run_folder.h"
 
@@ -173,6 +174,10 @@ Trainer::Trainer(const Config& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg
                  ids.size(), tokenizer_->vocab_size(), static_cast<long long>(mc.vocab_size));
   }
   model_config_json_ = llama_config_to_json_text(mc, mc.torch_dtype);
+  check_memory_fits(
+      cfg_, mc,
+      {comm_->size(), local_process_count(), be_->bf16_kernels() && cfg_.train.precision == "bf16",
+       be_->host_accessible()});
   // full_shard: this process holds one range of the flat parameters. hybrid_shard: the
   // same within a group of dist.shard_group_size processes (default: one machine's), and
   // the groups are replicas that sum their gradients.

@@ -22,8 +22,9 @@ struct Result {
   std::string output;
 };
 
-Result run(const std::string& args) {
-  const std::string cmd = std::string(LATHE_BINARY) + " " + args + " 2>&1 >/dev/null";
+// `shell` runs first in the same shell (a ulimit for the lathe process).
+Result run(const std::string& args, const std::string& shell = "") {
+  const std::string cmd = shell + std::string(LATHE_BINARY) + " " + args + " 2>&1 >/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf{};
@@ -52,7 +53,8 @@ void expect_one_line_error(const Result& r, std::initializer_list<std::string> p
   // The resolved config goes to stderr first; the error is the last line, and only one.
   const std::string last = r.output.substr(r.output.rfind("error:"));
   EXPECT_EQ(std::count(last.begin(), last.end(), '\n'), 1) << last;
-  for (const std::string& p : parts) EXPECT_NE(last.find(p), std::string::npos) << p << " not in: " << last;
+  for (const std::string& p : parts)
+    EXPECT_NE(last.find(p), std::string::npos) << p << " not in: " << last;
 }
 
 void write_bytes(const std::string& path, const std::string& bytes) {
@@ -67,7 +69,8 @@ TEST(BadInput, MissingSafetensors) {
 
 TEST(BadInput, CorruptSafetensorsHeader) {
   const std::string dir = scratch_model("corrupt");
-  write_bytes(dir + "/model/model.safetensors", std::string("\x10\x00\x00\x00\x00\x00\x00\x00{not json at all", 24));
+  write_bytes(dir + "/model/model.safetensors",
+              std::string("\x10\x00\x00\x00\x00\x00\x00\x00{not json at all", 24));
   expect_one_line_error(run(train_args(dir)), {"model.safetensors"});
 }
 
@@ -135,6 +138,33 @@ TEST(BadInput, CudaOnABuildWithoutIt) {
                         {"-DLATHE_CUDA=ON"});
 }
 #endif
+
+// Out of memory, foreseen: a Llama 3 8B full fine-tune (148 GiB by its plan) on a machine
+// without that much refuses before reading any weight (the folder has none: only its
+// config.json), with the plan's numbers and what is available; the override goes ahead.
+TEST(BadInput, ARunThatCannotFitRefusesBeforeLoadingWithTheNumbers) {
+  const std::string dir = scratch_model("too_big");
+  fs::remove_all(dir + "/model");
+  fs::create_directories(dir + "/model");
+  fs::copy_file(std::string(LATHE_SOURCE_DIR) + "/configs/bench/llama3-8b.json",
+                dir + "/model/config.json");
+  expect_one_line_error(run(train_args(dir, "data.seq_len=1024")),
+                        {"this run needs about 1", "GiB of memory on this machine",
+                         "model states 1", "is available (", "train.memory_check=false"});
+  // Started anyway, it gets as far as allocating the model (or, where the allocation
+  // succeeds lazily, reading the weights), which the check had spared it.
+  const Result r = run(train_args(dir, "data.seq_len=1024 train.memory_check=false"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.output.find("this run needs about"), std::string::npos) << r.output;
+}
+
+TEST(BadInput, ARunOverTheProcessMemoryLimitRefuses) {
+  const std::string dir = scratch_model("ulimit");
+  // stories260K at 512 tokens × 4 rows plans ~150 MiB; give the process less (KiB).
+  expect_one_line_error(run(train_args(dir, "data.seq_len=512"), "ulimit -d 100000; "),
+                        {"this run needs about", "of memory per process",
+                         "is left under RLIMIT_DATA (ulimit -d)", "train.memory_check=false"});
+}
 
 }  // namespace
 }  // namespace lathe
