@@ -49,23 +49,34 @@ Transposed transpose_kv(const float* qkv, const AttentionArgs& a) {
   return t;
 }
 
-// 16 floats as one value: GCC keeps these in registers (one zmm with AVX-512, four xmm in
-// the baseline clone), where plain float[R][16] accumulators were spilled to the stack
-// on every step.
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-// The helpers below are inlined into their callers; no v16 crosses a call boundary, so
+// One native vector of floats as one value: 16 (a zmm) with AVX-512, 8 (a ymm) with AVX2,
+// 4 (an xmm) in the baseline build. GCC keeps these in registers, where plain float[R][16]
+// accumulators were spilled to the stack on every step. The accumulator blocks below are
+// sized to the register file: AVX-512's 32 zmm hold probs_times_values' 4 rows × 4 head
+// dims; AVX2 and SSE have 16 registers, so 4 rows × 2 dims. (With 16-float values on
+// AVX2, two ymm each, 130 of that loop's 182 vector instructions touched the stack.)
+#if defined(__AVX512F__)
+constexpr int64_t kVec = 16, kDims = 4;
+#elif defined(__AVX2__)
+constexpr int64_t kVec = 8, kDims = 2;
+#else
+constexpr int64_t kVec = 4, kDims = 2;
+#endif
+static_assert(kLanes % kVec == 0, "rows are padded to whole vectors");
+typedef float vec __attribute__((vector_size(kVec * sizeof(float))));
+// The helpers below are inlined into their callers; no vector crosses a call boundary, so
 // GCC's note about the AVX-512 calling convention does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-inline v16 load16(const float* p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
-inline float sum16(v16 v) {
+// Unaligned loads and stores the way the intrinsics headers write _mm256_loadu_ps: through
+// a 4-byte-aligned, may_alias vector type. (memcpy into a local went through the stack.)
+typedef float vec_unaligned
+    __attribute__((vector_size(kVec * sizeof(float)), aligned(4), may_alias));
+inline vec loadv(const float* p) { return *reinterpret_cast<const vec_unaligned*>(p); }
+inline void storev(float* p, vec v) { *reinterpret_cast<vec_unaligned*>(p) = v; }
+inline float sumv(vec v) {
   float s = 0;
-  for (int l = 0; l < kLanes; ++l) s += v[l];
+  for (int l = 0; l < kVec; ++l) s += v[l];
   return s;
 }
 
@@ -74,79 +85,100 @@ inline float sum16(v16 v) {
 template <int64_t R>
 void rows_times_keys(float* __restrict out, int64_t ld_out, const float* const* x,
                      const float* __restrict yT, int64_t ld, int64_t D, int64_t n, float scale) {
-  for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
-    v16 acc[R];
-    for (int64_t r = 0; r < R; ++r) acc[r] = v16{};
+  for (int64_t j0 = 0; j0 < n; j0 += kVec) {
+    vec acc[R];
+#pragma GCC unroll 8
+    for (int64_t r = 0; r < R; ++r) acc[r] = vec{};
     for (int64_t d = 0; d < D; ++d) {
-      const v16 y = load16(yT + d * ld + j0);
+      const vec y = loadv(yT + d * ld + j0);
+#pragma GCC unroll 8
       for (int64_t r = 0; r < R; ++r) acc[r] += x[r][d] * y;
     }
-    for (int64_t r = 0; r < R; ++r) store16(out + r * ld_out + j0, acc[r] * scale);
+#pragma GCC unroll 8
+    for (int64_t r = 0; r < R; ++r) storev(out + r * ld_out + j0, acc[r] * scale);
   }
 }
 
 // out[r][d] = Σ_j p[r][j] · yT[d][j] for j in [0, n) (p is zero past each row's keys).
-// Four d at a time: each loaded p vector then serves four products (the loop is bound by
-// loads, not arithmetic).
+// kDims head dims at a time: each loaded p vector then serves kDims products (the loop is
+// bound by loads, not arithmetic).
 template <int64_t R>
 void probs_times_values(float* const* out, const float* __restrict p, int64_t ld_p,
                         const float* __restrict yT, int64_t ld, int64_t D, int64_t n) {
   int64_t d = 0;
-  for (; d + 4 <= D; d += 4) {
-    v16 acc[R][4];
+  for (; d + kDims <= D; d += kDims) {
+    vec acc[R][kDims];
+#pragma GCC unroll 8
     for (int64_t r = 0; r < R; ++r)
-      for (int k = 0; k < 4; ++k) acc[r][k] = v16{};
-    for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
-      v16 y[4];
-      for (int k = 0; k < 4; ++k) y[k] = load16(yT + (d + k) * ld + j0);
+#pragma GCC unroll 4
+      for (int k = 0; k < kDims; ++k) acc[r][k] = vec{};
+    for (int64_t j0 = 0; j0 < n; j0 += kVec) {
+      vec y[kDims];
+#pragma GCC unroll 4
+      for (int k = 0; k < kDims; ++k) y[k] = loadv(yT + (d + k) * ld + j0);
+#pragma GCC unroll 8
       for (int64_t r = 0; r < R; ++r) {
-        const v16 pv = load16(p + r * ld_p + j0);
-        for (int k = 0; k < 4; ++k) acc[r][k] += pv * y[k];
+        const vec pv = loadv(p + r * ld_p + j0);
+#pragma GCC unroll 4
+        for (int k = 0; k < kDims; ++k) acc[r][k] += pv * y[k];
       }
     }
+#pragma GCC unroll 8
     for (int64_t r = 0; r < R; ++r)
-      for (int k = 0; k < 4; ++k) out[r][d + k] = sum16(acc[r][k]);
+#pragma GCC unroll 4
+      for (int k = 0; k < kDims; ++k) out[r][d + k] = sumv(acc[r][k]);
   }
   for (; d < D; ++d) {
     const float* y = yT + d * ld;
-    v16 acc[R];
-    for (int64_t r = 0; r < R; ++r) acc[r] = v16{};
-    for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
-      const v16 yv = load16(y + j0);
-      for (int64_t r = 0; r < R; ++r) acc[r] += load16(p + r * ld_p + j0) * yv;
+    vec acc[R];
+#pragma GCC unroll 8
+    for (int64_t r = 0; r < R; ++r) acc[r] = vec{};
+    for (int64_t j0 = 0; j0 < n; j0 += kVec) {
+      const vec yv = loadv(y + j0);
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < R; ++r) acc[r] += loadv(p + r * ld_p + j0) * yv;
     }
-    for (int64_t r = 0; r < R; ++r) out[r][d] = sum16(acc[r]);
+#pragma GCC unroll 8
+    for (int64_t r = 0; r < R; ++r) out[r][d] = sumv(acc[r]);
   }
 }
 
-// yT[d][j] += Σ_r x[r][d] · p[r][j] for j in [0, n): the dk and dv accumulations, four d
-// at a time so each loaded p vector serves four rows of yT.
+// yT[d][j] += Σ_r x[r][d] · p[r][j] for j in [0, n): the dk and dv accumulations, kDims
+// head dims at a time so each loaded p vector serves kDims rows of yT.
 template <int64_t R>
 void accumulate_outer(float* __restrict yT, int64_t ld, const float* const* x,
                       const float* __restrict p, int64_t ld_p, int64_t D, int64_t n) {
   int64_t d = 0;
-  for (; d + 4 <= D; d += 4) {
-    float xv[R][4];
+  for (; d + kDims <= D; d += kDims) {
+    float xv[R][kDims];
+#pragma GCC unroll 8
     for (int64_t r = 0; r < R; ++r)
-      for (int k = 0; k < 4; ++k) xv[r][k] = x[r][d + k];
-    for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
-      v16 y[4];
-      for (int k = 0; k < 4; ++k) y[k] = load16(yT + (d + k) * ld + j0);
+#pragma GCC unroll 4
+      for (int k = 0; k < kDims; ++k) xv[r][k] = x[r][d + k];
+    for (int64_t j0 = 0; j0 < n; j0 += kVec) {
+      vec y[kDims];
+#pragma GCC unroll 4
+      for (int k = 0; k < kDims; ++k) y[k] = loadv(yT + (d + k) * ld + j0);
+#pragma GCC unroll 8
       for (int64_t r = 0; r < R; ++r) {
-        const v16 pv = load16(p + r * ld_p + j0);
-        for (int k = 0; k < 4; ++k) y[k] += xv[r][k] * pv;
+        const vec pv = loadv(p + r * ld_p + j0);
+#pragma GCC unroll 4
+        for (int k = 0; k < kDims; ++k) y[k] += xv[r][k] * pv;
       }
-      for (int k = 0; k < 4; ++k) store16(yT + (d + k) * ld + j0, y[k]);
+#pragma GCC unroll 4
+      for (int k = 0; k < kDims; ++k) storev(yT + (d + k) * ld + j0, y[k]);
     }
   }
   for (; d < D; ++d) {
     float* y = yT + d * ld;
     float xv[R];
+#pragma GCC unroll 8
     for (int64_t r = 0; r < R; ++r) xv[r] = x[r][d];
-    for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
-      v16 s = load16(y + j0);
-      for (int64_t r = 0; r < R; ++r) s += xv[r] * load16(p + r * ld_p + j0);
-      store16(y + j0, s);
+    for (int64_t j0 = 0; j0 < n; j0 += kVec) {
+      vec s = loadv(y + j0);
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < R; ++r) s += xv[r] * loadv(p + r * ld_p + j0);
+      storev(y + j0, s);
     }
   }
 }
