@@ -14,6 +14,7 @@ packages=(
   ocl-icd-opencl-dev     # oneDNN's CMake package requires OpenCL (its GPU runtime); only a Recommends
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libopenmpi-dev openmpi-bin   # processes and machines: data-parallel training over MPI
+  libprotobuf-dev protobuf-compiler  # TensorBoard event files (output.tensorboard)
 )
 test_packages=(
   libgtest-dev           # unit tests

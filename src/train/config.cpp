@@ -195,6 +195,8 @@ const KeyDef kKeys[] = {
                      "exact_match); \"\" = off"),
     LATHE_KEY(output, save_dtype, .doc = "saved weights dtype; \"\" = training precision",
               .choices = kSaveDtypes),
+    LATHE_KEY(output, tensorboard,
+              .doc = "also write the metrics as TensorBoard event files in dir/tensorboard"),
     LATHE_KEY(output, overwrite,
               .doc = "a fresh run into a dir holding a run first deletes that run's files "
                      "(without it, the run refuses)"),

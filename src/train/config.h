@@ -86,7 +86,8 @@ struct OutputSection {
   int64_t keep_last = 2;   // checkpoints kept on disk
   std::string save_dtype;  // "" = the training precision; bf16 | fp32
   std::string keep_best;   // eval metric whose best checkpoint is kept ("" = off)
-  bool overwrite = false;  // a fresh run may clear a run already in dir
+  bool tensorboard = false;  // dir/tensorboard/events.out.tfevents.*
+  bool overwrite = false;    // a fresh run may clear a run already in dir
 };
 
 // Data parallel over processes (mpirun, srun): each process trains on its share of every

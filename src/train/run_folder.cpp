@@ -18,7 +18,8 @@ namespace {
 
 // Everything a run writes into its folder. A new per-run output must be added here, or a
 // fresh run would keep the old run's copy of it.
-constexpr const char* kRunEntries[] = {"checkpoints", "final", "metrics.jsonl", "config.yaml"};
+constexpr const char* kRunEntries[] = {"checkpoints", "final", "metrics.jsonl", "config.yaml",
+                                       "tensorboard"};
 
 std::vector<std::string> read_lines(const fs::path& p) {
   std::vector<std::string> lines;

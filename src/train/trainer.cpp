@@ -26,6 +26,7 @@
 #include "io/hf_export.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
+#include "metrics/tensorboard.h"
 #include "model/param_table.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
@@ -42,6 +43,11 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 using Clock = std::chrono::steady_clock;
+
+// Seconds since the epoch, as metrics.jsonl's "time" and TensorBoard's wall_time.
+double wall_clock_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -588,7 +594,7 @@ std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty)
     es.sum_across = [this](double* v, size_t n) { comm_->allreduce_sum(v, n); };
   }
   const EvalReport r = lathe::evaluate(*model_, *be_, tokenizer_.get(), eval_rows_, es);
-  nlohmann::json j = {{"step", step_}};
+  nlohmann::json j = {{"step", step_}, {"time", wall_clock_seconds()}};
   std::string line;
   char buf[64];
   for (const auto& [k, v] : r.metrics) {
@@ -598,6 +604,7 @@ std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty)
   }
   metrics << j.dump() << "\n";
   metrics.flush();
+  if (tensorboard_) tensorboard_->log(j);
   if (comm_->rank() == 0)
     std::fprintf(stderr, "%sstep %lld  eval%s\n", tty ? "\r\033[K" : "",
                  static_cast<long long>(step_), line.c_str());
@@ -638,6 +645,10 @@ void Trainer::run() {
     write_file_atomic((fs::path(cfg_.output.dir) / "config.yaml").string(), config_to_yaml(cfg_));
     metrics.open(fs::path(cfg_.output.dir) / "metrics.jsonl", std::ios::app);
     LATHE_CHECK(metrics, "cannot write ", cfg_.output.dir, "/metrics.jsonl");
+    // Rebuilt from metrics.jsonl, which a resume has cut back to its checkpoint: the
+    // charts continue across resumes with each step once.
+    if (cfg_.output.tensorboard)
+      tensorboard_ = std::make_unique<TensorBoardWriter>(rebuild_tensorboard(cfg_.output.dir));
   }
   // A log line that cannot be written (a full disk) stops the run rather than training on
   // without a record; the checkpoints written so far stay.
@@ -660,6 +671,7 @@ void Trainer::run() {
   while (step_ < total_steps_ && !stopping) {
     const StepMetrics m = step();
     nlohmann::json j = {{"step", m.step},
+                        {"time", wall_clock_seconds()},
                         {"loss", m.loss},
                         {"lr", m.lr},
                         {"grad_norm", m.grad_norm},
@@ -674,6 +686,7 @@ void Trainer::run() {
     metrics << j.dump() << "\n";
     metrics.flush();
     check_log();
+    if (tensorboard_) tensorboard_->log(j);
     // A stop request (SIGTERM) reaching any process stops all of them after the same step.
     double stop = g_stop ? 1.0 : 0.0;
     comm_->allreduce_sum(&stop, 1);

@@ -19,7 +19,8 @@ layer_of() {
     dist/communicator.* | dist/comm_worker.*) echo 4 ;;
     # Model file formats (config.json, HF export, PEFT adapters) read and write model types.
     io/hf_config.* | io/hf_export.* | io/peft_adapter.*) echo 6 ;;
-    io/* | tokenizer/* | data/*) echo 4 ;;
+    # Run records (TensorBoard event files) know only core; the trainer writes them.
+    io/* | tokenizer/* | data/* | metrics/*) echo 4 ;;
     model/*) echo 5 ;;
     dist/*) echo 6 ;;
     generate/*) echo 7 ;;
