@@ -18,13 +18,9 @@ src=$(realpath "$3")
 g="$golden/gqa_untied"
 venv="$src/.venv"
 steps=4
-skip=77
 
 . "$(dirname "$0")/run_helpers.sh"
-skip() { echo "SKIPPED: $*"; exit "$skip"; }
-[ -x "$lathe" ] || fail "no lathe binary at $1"
-[ -f "$g/model/model.safetensors" ] || fail "no golden model under $g (run the reference.generate test)"
-command -v mpirun >/dev/null || fail "mpirun not found (scripts/setup.sh installs openmpi-bin)"
+check_inputs "$1" "$g"
 
 # --- Is Ray here? ---------------------------------------------------------------------------
 install="run: bash scripts/setup.sh --test (creates .venv/ and installs tests/requirements.txt)"

@@ -17,13 +17,9 @@ lathe=$(realpath "$1")
 golden=$(realpath "$2")
 g="$golden/gqa_untied"
 steps=4
-skip=77
 
 . "$(dirname "$0")/run_helpers.sh"
-skip() { echo "SKIPPED: $*"; exit "$skip"; }
-[ -x "$lathe" ] || fail "no lathe binary at $1"
-[ -f "$g/model/model.safetensors" ] || fail "no golden model under $g (run the reference.generate test)"
-command -v mpirun >/dev/null || fail "mpirun not found (scripts/setup.sh installs openmpi-bin)"
+check_inputs "$1" "$g"
 
 # --- Is Slurm here? ------------------------------------------------------------------------
 for c in slurmctld slurmd sbatch srun sinfo squeue scancel scontrol munged; do

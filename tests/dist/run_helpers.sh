@@ -1,5 +1,13 @@
 # Shared by the multi-process shell tests (two_hosts.sh, local_slurm.sh, local_ray.sh); sourced.
 fail() { echo "FAILED: $*" >&2; exit 1; }
+skip() { echo "SKIPPED: $*"; exit 77; }
+# What every multi-process test checks first: the lathe binary ($lathe, given as $1), the
+# golden model case $2, and mpirun.
+check_inputs() {
+  [ -x "$lathe" ] || fail "no lathe binary at $1"
+  [ -f "$2/model/model.safetensors" ] || fail "no golden model under $2 (run the reference.generate test)"
+  command -v mpirun >/dev/null || fail "mpirun not found (scripts/setup.sh installs openmpi-bin)"
+}
 # The per-step losses of a run folder, one per line.
 losses() { grep -o '"loss":[-0-9.eE+]*' "$1/metrics.jsonl" | cut -d: -f2; }
 # The worst relative difference between two loss files, line by line (the second is the
