@@ -4,7 +4,8 @@
 #   bash scripts/setup.sh          what building and running lathe needs (the quickstart)
 #   bash scripts/setup.sh --test   that, plus what the test suite and benchmarks need, and
 #                                  .venv/ at the repository root: Debian's python3 with the
-#                                  PyPI packages pinned in tests/requirements.txt (Ray)
+#                                  PyPI packages pinned in tests/requirements.txt (Ray,
+#                                  TensorBoard, Selenium)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -15,6 +16,8 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libopenmpi-dev openmpi-bin   # processes and machines: data-parallel training over MPI
   libprotobuf-dev protobuf-compiler  # TensorBoard event files (output.tensorboard)
+  libcpp-httplib-dev     # lathe dashboard and output.dashboard: the HTTP server (links libcpp-httplib0.11)
+  libjs-dygraphs         # the dashboard's charts, compiled into the binary at build time
 )
 test_packages=(
   libgtest-dev           # unit tests
@@ -27,6 +30,7 @@ test_packages=(
   clang-format
   time                   # per-process peak RSS in bench/dist_bench.sh
   dpkg-dev file          # the .deb that CPack builds (dpkg-shlibdeps), checked by the tests
+  chromium chromium-driver  # tests/metrics/dashboard_browser.sh: a headless browser opens the dashboard
 )
 test=no
 case "${1:-}" in

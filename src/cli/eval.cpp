@@ -2,6 +2,7 @@
 // model of a config (model.path, plus peft.adapter for a LoRA adapter) on its eval rows
 // (data.eval, or the data.test_split share of data.train, or --data).
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -78,6 +79,9 @@ int run_eval(const EvalOptions& o) {
   const EvalReport r = evaluate(*model, *be, tok.get(), rows, es);
 
   if (!o.samples.empty()) {
+    // RUN/samples/NAME.jsonl is where `lathe dashboard RUN` finds them: make the folder.
+    const std::filesystem::path parent = std::filesystem::path(o.samples).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
     std::ofstream f(o.samples);
     LATHE_CHECK(f, "cannot write ", o.samples);
     for (const EvalSample& s : r.samples)
@@ -112,7 +116,9 @@ Action add_eval(CLI::App& app) {
                   "cpu, cuda or auto; overrides train.device (default: the config's, auto)");
   cmd->add_option("--max-samples", o->max_samples, "rows to generate for (0 = all)");
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "tokens generated per row");
-  cmd->add_option("--samples", o->samples, "write prompt/reference/prediction per row to this jsonl");
+  cmd->add_option("--samples", o->samples,
+                  "write prompt/reference/prediction per row to this jsonl (lathe dashboard RUN "
+                  "shows RUN/samples/*.jsonl)");
   return [o]() { return run_eval(*o); };
 }
 

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   add(lathe::cli::add_plan);
   add(lathe::cli::add_launch);
   add(lathe::cli::add_job);
+  add(lathe::cli::add_dashboard);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

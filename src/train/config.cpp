@@ -83,6 +83,11 @@ std::string check_resume(Field f) {
              : "";
 }
 
+std::string check_port(Field f) {
+  const int64_t v = *std::get<int64_t*>(f);
+  return v >= 0 && v <= 65535 ? "" : "must be a TCP port, 1-65535, or 0 (off)";
+}
+
 std::string check_split(Field f) {
   const double v = *std::get<double*>(f);
   return v >= 0 && v < 1 ? "" : "must be in [0, 1)";
@@ -197,6 +202,10 @@ const KeyDef kKeys[] = {
               .choices = kSaveDtypes),
     LATHE_KEY(output, tensorboard,
               .doc = "also write the metrics as TensorBoard event files in dir/tensorboard"),
+    LATHE_KEY(output, dashboard,
+              .doc = "serve the live dashboard of this run on 127.0.0.1:PORT from the training "
+                     "process (lathe dashboard's page); 0 = off",
+              .check = check_port),
     LATHE_KEY(output, overwrite,
               .doc = "a fresh run into a dir holding a run first deletes that run's files "
                      "(without it, the run refuses)"),

@@ -87,6 +87,7 @@ struct OutputSection {
   std::string save_dtype;  // "" = the training precision; bf16 | fp32
   std::string keep_best;   // eval metric whose best checkpoint is kept ("" = off)
   bool tensorboard = false;  // dir/tensorboard/events.out.tfevents.*
+  int64_t dashboard = 0;     // port of the live dashboard served by process 0; 0 = off
   bool overwrite = false;    // a fresh run may clear a run already in dir
 };
 

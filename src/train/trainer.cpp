@@ -26,6 +26,7 @@
 #include "io/hf_export.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
+#include "metrics/dashboard_server.h"
 #include "metrics/tensorboard.h"
 #include "model/param_table.h"
 #include "tokenizer/tokenizer.h"
@@ -649,6 +650,8 @@ void Trainer::run() {
     // charts continue across resumes with each step once.
     if (cfg_.output.tensorboard)
       tensorboard_ = std::make_unique<TensorBoardWriter>(rebuild_tensorboard(cfg_.output.dir));
+    if (cfg_.output.dashboard > 0)
+      dashboard_ = serve_run_dashboard(cfg_.output.dir, int(cfg_.output.dashboard), total_steps_);
   }
   // A log line that cannot be written (a full disk) stops the run rather than training on
   // without a record; the checkpoints written so far stay.

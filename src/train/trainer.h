@@ -28,6 +28,7 @@ namespace lathe {
 
 class Tokenizer;
 class TensorBoardWriter;
+class DashboardServer;
 
 struct StepMetrics {
   int64_t step = 0;  // 1-based after the update
@@ -76,6 +77,7 @@ class Trainer {
   // The checkpoint train.resume resolved to, and whether the run in output.dir is cut back
   // to its step (a resume of this folder's own run, rather than a fresh run).
   std::unique_ptr<TensorBoardWriter> tensorboard_;  // output.tensorboard, process 0
+  std::unique_ptr<DashboardServer> dashboard_;       // output.dashboard, process 0
   std::optional<std::string> resume_from_;
   bool rewind_ = false;
   std::string write_checkpoint();
