@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -87,31 +88,35 @@ void check_run_dir(const std::string& dir) {
 
 std::vector<std::string> run_display_names(const std::vector<std::string>& dirs) {
   std::vector<std::vector<std::string>> parts;
+  size_t longest = 1;
   for (const std::string& d : dirs) {
     std::vector<std::string> p;
     for (const auto& e : fs::absolute(d).lexically_normal())
       if (!e.empty() && e != "/") p.push_back(e.string());
+    longest = std::max(longest, p.size());
     parts.push_back(p);
   }
-  std::vector<std::string> names(dirs.size());
-  for (size_t take = 1;; ++take) {
-    for (size_t i = 0; i < dirs.size(); ++i) {
-      const auto& p = parts[i];
+  auto names_of = [&](size_t take) {
+    std::vector<std::string> names;
+    for (const auto& p : parts) {
       std::string n;
       for (size_t k = p.size() > take ? p.size() - take : 0; k < p.size(); ++k)
         n += (n.empty() ? "" : "/") + p[k];
-      names[i] = n;
+      names.push_back(n);
     }
+    return names;
+  };
+  for (size_t take = 1; take <= longest; ++take) {
+    std::vector<std::string> names = names_of(take);
     bool unique = true;
     for (size_t i = 0; i < names.size(); ++i)
       for (size_t j = i + 1; j < names.size(); ++j) unique &= names[i] != names[j];
-    // The same folder given twice stays ambiguous at any length: number it.
-    if (unique || take > 64) {
-      if (!unique)
-        for (size_t i = 0; i < names.size(); ++i) names[i] += " #" + std::to_string(i + 1);
-      return names;
-    }
+    if (unique) return names;
   }
+  // The same folder given twice: numbered.
+  std::vector<std::string> names = names_of(1);
+  for (size_t i = 0; i < names.size(); ++i) names[i] += " #" + std::to_string(i + 1);
+  return names;
 }
 
 struct DashboardServer::Impl {

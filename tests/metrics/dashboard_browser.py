@@ -54,6 +54,16 @@ def chart(driver, key):
         return out;""", key)
 
 
+def full_page_screenshot(driver, path):
+    """The whole page, top to bottom: the window made as tall as the page first."""
+    driver.execute_script("window.scrollTo(0, 0)")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(height + 100, 4000))
+    time.sleep(0.3)  # the charts resize to the new window
+    driver.save_screenshot(path)
+    driver.set_window_size(1400, 1100)
+
+
 def last_step(path):
     step, t = 0, 0.0
     with open(path) as f:
@@ -83,7 +93,7 @@ def check_live(driver, url, run_dir, shots):
         seen = step
     progress = driver.find_element(By.CSS_SELECTOR, "#run-0 .progress").text
     assert "/ 100000" in progress, progress
-    driver.save_screenshot(os.path.join(shots, "dashboard_live.png"))
+    full_page_screenshot(driver, os.path.join(shots, "dashboard_live.png"))
     print("live: new steps on the chart " + ", ".join(f"{x:.2f}" for x in latencies) +
           f" s after their metrics.jsonl line (limit {LATENCY_LIMIT_S} s); progress '{progress}'")
     assert max(latencies) < LATENCY_LIMIT_S, latencies
@@ -119,7 +129,7 @@ def check_both(driver, url, finished, running, shots):
         "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
     assert origins and all(o == url.rstrip("/") for o in origins), set(origins)
     time.sleep(1.5)  # one more poll, so the running run's newest steps are in the picture
-    driver.save_screenshot(os.path.join(shots, "dashboard.png"))
+    full_page_screenshot(driver, os.path.join(shots, "dashboard.png"))
     print(f"both: loss chart overlays {names} ({c['points']} points), config differs: "
           f"{differs}; {len(origins)} requests, all to {url}")
 

@@ -47,7 +47,7 @@ finished="$tmp/lr_3e-3"
 train "$finished" "$tmp/finished.log" train.lr=3e-3 train.max_steps=6 || { cat "$tmp/finished.log"; exit 1; }
 "$lathe" eval /dev/null model.path="$finished/final" data.train="$src/examples/data/gsm8k_train.jsonl" \
   data.format=gsm8k data.seq_len=128 data.test_split=0.01 data.cache_dir="$tmp/cache" \
-  train.threads=1 --metrics gsm8k --max-samples 3 --max-new-tokens 16 \
+  train.threads=1 --metrics exact_match --max-samples 3 --max-new-tokens 16 \
   --samples "$finished/samples/final.jsonl" >"$tmp/eval.log" 2>&1 || { cat "$tmp/eval.log"; exit 1; }
 
 # The running run: lr 1e-3, 8 micro-batches a step (real work, ~0.1-0.3 s a step on one

@@ -37,6 +37,16 @@ function fmtDuration(s) {
   return m ? `${m}m ${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
 
+// Axis labels: 8k and 1.2M for large numbers, 9.50e-4 for small ones (learning rates),
+// which dygraphs' own labels would round to one value.
+function fmtAxis(v) {
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${+(v / 1e6).toPrecision(3)}M`;
+  if (a >= 1e4) return `${+(v / 1e3).toPrecision(3)}k`;
+  if (a !== 0 && a < 1e-2) return v.toExponential(2);
+  return String(+v.toPrecision(4));
+}
+
 function fmtNum(v) {
   if (typeof v !== 'number') return '–';
   return Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : v.toPrecision(4);
@@ -104,6 +114,7 @@ function chartOrder(a, b) {
 
 function drawCharts() {
   const all = collectSeries();
+  let added = false;
   for (const key of Object.keys(all).sort(chartOrder)) {
     const series = all[key];
     const data = toTable(series);
@@ -130,10 +141,17 @@ function drawCharts() {
       labelsSeparateLines: false,
       connectSeparatedPoints: true,  // eval points and runs with other steps join up
       strokeWidth: 1.5,
-      labelsKMB: true,
+      axes: {y: {axisLabelFormatter: fmtAxis, axisLabelWidth: 64}},
     }));
+    added = true;
   }
+  // A chart takes its container's width when made; a new chart can reflow the grid.
+  if (added) for (const c of Object.values(dash.charts)) c.resize();
 }
+
+window.addEventListener('resize', () => {
+  for (const c of Object.values(dash.charts)) c.resize();
+});
 
 // Config keys whose values differ between the runs: what the comparison is about.
 function differingKeys() {
@@ -141,7 +159,7 @@ function differingKeys() {
   const keys = new Set(dash.runs.flatMap(r => Object.keys(r.config_flat || {})));
   const out = new Set();
   for (const k of keys) {
-    if (k === 'output.dir') continue;
+    if (k.startsWith('output.')) continue;  // where and how a run is saved: not what it tries
     const vals = new Set(dash.runs.map(r => (r.config_flat || {})[k]));
     if (vals.size > 1) out.add(k);
   }
