@@ -33,29 +33,26 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-train() { # run_dir log [more overrides]
-  local dir=$1 log=$2
-  shift 2
-  "$lathe" train /dev/null model.path="$src/examples/stories260K" \
-    data.train="$src/examples/data/gsm8k_train.jsonl" data.format=gsm8k data.seq_len=128 \
-    data.test_split=0.01 data.cache_dir="$tmp/cache" train.precision=fp32 train.device=cpu \
-    train.batch_size=4 train.threads=1 train.log_every=50 output.dir="$dir" "$@" >"$log" 2>&1
-}
+common=(model.path="$src/examples/stories260K" data.train="$src/examples/data/gsm8k_train.jsonl"
+  data.format=gsm8k data.seq_len=128 data.test_split=0.01 data.cache_dir="$tmp/cache"
+  train.precision=fp32 train.device=cpu train.batch_size=4 train.threads=1 train.log_every=50)
 
 # The finished run: lr 3e-3, with samples the way docs/monitoring.md says to write them.
 finished="$tmp/lr_3e-3"
-train "$finished" "$tmp/finished.log" train.lr=3e-3 train.max_steps=6 || { cat "$tmp/finished.log"; exit 1; }
+"$lathe" train /dev/null "${common[@]}" output.dir="$finished" train.lr=3e-3 train.max_steps=6 \
+  >"$tmp/finished.log" 2>&1 || { cat "$tmp/finished.log"; exit 1; }
 "$lathe" eval /dev/null model.path="$finished/final" data.train="$src/examples/data/gsm8k_train.jsonl" \
   data.format=gsm8k data.seq_len=128 data.test_split=0.01 data.cache_dir="$tmp/cache" \
   train.threads=1 --metrics exact_match --max-samples 3 --max-new-tokens 16 \
   --samples "$finished/samples/final.jsonl" >"$tmp/eval.log" 2>&1 || { cat "$tmp/eval.log"; exit 1; }
 
 # The running run: lr 1e-3, 8 micro-batches a step (real work, ~0.1-0.3 s a step on one
-# core) and more steps than the test lasts; it is stopped (SIGTERM) at the end.
+# core) and more steps than the test lasts; it is stopped (SIGTERM) at the end. Started
+# directly, so that $! is lathe itself and the cleanup's kill reaches it.
 running="$tmp/lr_1e-3"
 live_port=$(free_port)
-train "$running" "$tmp/running.log" train.lr=1e-3 train.grad_accum=8 train.max_steps=100000 \
-  output.dashboard="$live_port" &
+"$lathe" train /dev/null "${common[@]}" output.dir="$running" train.lr=1e-3 train.grad_accum=8 \
+  train.max_steps=100000 output.dashboard="$live_port" >"$tmp/running.log" 2>&1 &
 pids+=($!)
 # Up when the trainer has loaded the model and the data (a few seconds).
 for _ in $(seq 600); do
