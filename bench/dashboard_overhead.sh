@@ -36,11 +36,14 @@ poller() { # url seconds_log: polls like the page until killed
   $python - "$1" "$2" <<'PY'
 import json, sys, time, urllib.request
 url, log = sys.argv[1], sys.argv[2]
-urllib.request.urlopen(url + "api/runs").read()
-offset, head, spent = 0, "", []
+offset, head, spent, loaded = 0, "", [], False
 while True:
     t = time.perf_counter()
     try:
+        if not loaded:  # the page's first request, once the trainer serves
+            urllib.request.urlopen(url + "api/runs").read()
+            loaded = True
+            t = time.perf_counter()
         j = json.load(urllib.request.urlopen(f"{url}api/poll?offset={offset}&head={head}"))
         offset, head = j["runs"][0]["offset"], j["runs"][0]["head"]
         spent.append(time.perf_counter() - t)
@@ -68,7 +71,10 @@ run() { # way round
     train.batch_size=4 train.max_steps="$steps" train.threads=$threads train.precision=bf16 \
     output.dir="$dir" output.overwrite=true "${extra[@]}" >"$dir.log" 2>&1 ||
     { cat "$dir.log"; exit 1; }
-  if [ -n "$poll_pid" ]; then kill "$poll_pid"; wait "$poll_pid" 2>/dev/null || true; fi
+  if [ -n "$poll_pid" ]; then
+    kill "$poll_pid" 2>/dev/null || true
+    wait "$poll_pid" 2>/dev/null || true
+  fi
 }
 
 for r in $(seq "$rounds"); do

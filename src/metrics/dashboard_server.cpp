@@ -168,12 +168,13 @@ DashboardServer::DashboardServer(DashboardOptions options) : impl_(std::make_uni
   m.names = run_display_names(m.opt.run_dirs);
 
   httplib::Server& s = m.server;
-  // Two threads: the page polls once a second, one request at a time, so two tabs never
-  // wait; httplib's default would park max(8, cores-1) threads in the training process.
-  s.new_task_queue = [] { return new httplib::ThreadPool(2); };
-  // A browser keeps its connection between polls; 2 s lets the next poll reuse it while a
-  // closed tab frees its thread soon.
-  s.set_keep_alive_timeout(2);
+  // One request per connection: a kept-alive connection would hold a thread for as long as
+  // a tab polls (every 1 s, inside the keep-alive), so each open page would take a thread
+  // for good. Closed after each answer, a page holds one only while it is answered (~1 ms);
+  // a loopback connect costs ~0.1 ms. Four threads: a page load asks for three files at
+  // once. (httplib's default would park max(8, cores-1) threads in the training process.)
+  s.set_keep_alive_max_count(1);
+  s.new_task_queue = [] { return new httplib::ThreadPool(4); };
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, under which a second server
   // binds a port that is in use and the two share its connections.
   s.set_socket_options([](int fd) {

@@ -1,9 +1,11 @@
 // lathe dashboard: charts every metric of the runs the server was given, one chart per
 // metric with the runs overlaid, and keeps them current by polling /api/poll once a
 // second. Polling rather than server-sent events: each poll asks only for the bytes
-// appended since the last one (one stat and a small read per run), it holds no server
-// thread between updates (an event stream would hold one of the server's two per open
-// tab, in the training process), and a line appears on the page within about 1 s.
+// appended since the offset the page holds (one stat and a small read per run), so the
+// server keeps no state, watches no files and holds no thread for a page between polls
+// (an event stream would hold one of its four per open tab, in the training process); a
+// page that lost the server just polls again from its offset; and once a second shows an
+// appended line well within 2 s.
 'use strict';
 
 const POLL_MS = 1000;
