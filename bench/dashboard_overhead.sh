@@ -9,6 +9,10 @@
 # Per way: median and spread of the wall time between consecutive metrics.jsonl lines
 # (the step plus its logging, TensorBoard included) and of step_time_s, the first 2 steps
 # of each run left out (warm-up); plus the server's time per poll as the client saw it.
+# On a shared machine these wall times move by more than the costs measured, so the costs
+# are then measured in CPU time (build/bench_watch_cost: TensorBoard's write of a step
+# line, and the server's CPU time for one poll that brings one new line) and set against
+# the plain step time.
 #   bash bench/dashboard_overhead.sh [steps=12] [rounds=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,6 +81,9 @@ run() { # way round
   fi
 }
 
+cmake --build build --target bench_watch_cost >/dev/null
+./build/bench_watch_cost 2000 | tee "$out/watch_cost.json"
+
 for r in $(seq "$rounds"); do
   for way in plain tensorboard both; do
     echo "round $r: $way"
@@ -109,7 +116,16 @@ if polls:
     per_s = statistics.median(polls)
     print(f"dashboard: {len(polls)} polls, median {1e3 * per_s:.2f} ms each (client-side, "
           f"max {1e3 * max(polls):.2f} ms): at 1 poll/s at most {100 * per_s:.2f}% of one core")
-json.dump({"wall_median_s": {k: v[0] for k, v in res.items()},
+cost = json.load(open(f"{out}/watch_cost.json"))
+step_s = res["plain"][1]
+tb, poll = cost["tensorboard_cpu_s_per_line"], cost["dashboard_cpu_s_per_poll"]
+# Per step: one TensorBoard line, and step_s polls (one a second) of the open page.
+share = (tb + poll * step_s) / step_s
+print(f"CPU time: TensorBoard {1e6 * tb:.1f} us per line, dashboard {1e3 * poll:.2f} ms per poll; "
+      f"on a {step_s:.2f} s step polled once a second: {100 * share:.3f}% of the step "
+      f"(as if every CPU-second of serving stalled the step)")
+json.dump({"cpu_share_of_step": share,
+           "wall_median_s": {k: v[0] for k, v in res.items()},
            "step_time_median_s": {k: v[1] for k, v in res.items()},
            "poll_median_s": statistics.median(polls) if polls else None},
           open(f"{out}/summary.json", "w"), indent=1)
