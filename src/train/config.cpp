@@ -83,6 +83,14 @@ std::string check_resume(Field f) {
              : "";
 }
 
+std::string check_profile_steps(Field f) {
+  const auto& v = *std::get<std::vector<double>*>(f);
+  if (v.empty()) return "";
+  const bool ok = v.size() == 2 && v[0] >= 1 && v[1] >= v[0] && v[0] == std::floor(v[0]) &&
+                  v[1] == std::floor(v[1]);
+  return ok ? "" : "must be [] or two step numbers [first, last], 1 <= first <= last";
+}
+
 std::string check_split(Field f) {
   const double v = *std::get<double*>(f);
   return v >= 0 && v < 1 ? "" : "must be in [0, 1)";
@@ -152,6 +160,10 @@ const KeyDef kKeys[] = {
               .doc = "continue a run: true (newest checkpoint in output.dir), a step number, or "
                      "a checkpoint folder; false = a fresh run",
               .check = check_resume),
+    LATHE_KEY(train, profile_steps,
+              .doc = "[first, last]: record these steps as a Chrome trace, output.dir/trace.json "
+                     "(Perfetto, chrome://tracing); [] = off",
+              .check = check_profile_steps),
     LATHE_KEY(train, log_every, .doc = "log every N steps", .check = at_least<int64_t{1}>),
     LATHE_KEY(train, eval_every, .doc = "evaluate every N steps; 0 = at checkpoints and the end",
               .check = at_least<int64_t{0}>),

@@ -20,6 +20,7 @@
 #include "backend/select.h"
 #include "core/cpu_isa.h"
 #include "core/error.h"
+#include "core/trace.h"
 #include "data/batcher.h"
 #include "dist/communicator.h"
 #include "eval/evaluator.h"
@@ -161,6 +162,10 @@ Trainer::Trainer(const Config& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg
                 : make_backend(cfg_.train.device,
                                threads_per_process(int(cfg_.train.threads), local_process_count(),
                                                    comm_->rank() == 0));
+  // train.profile_steps: every backend call becomes a trace event while the steps record
+  // (the wrapper costs one virtual call and a clock read per op, so only when asked).
+  if (!cfg_.train.profile_steps.empty()) be_ = make_profiling_backend(std::move(be_), false);
+  trace::name_thread("training");
   // Collectives (MPI) and the sharded paths work on the buffers from the host.
   LATHE_CHECK(comm_->size() == 1 || be_->host_accessible(), comm_->size(), " processes on the ",
               be_->description(),
@@ -351,7 +356,21 @@ Trainer::CommTotals Trainer::comm_totals() const {
   return t;
 }
 
+void Trainer::write_trace(int64_t first, int64_t last) {
+  const std::string name =
+      comm_->rank() == 0 ? "trace.json" : str_cat("trace-rank", comm_->rank(), ".json");
+  const std::string path = (fs::path(cfg_.output.dir) / name).string();
+  fs::create_directories(cfg_.output.dir);
+  const size_t events = trace::stop_and_write(path);
+  if (comm_->rank() == 0)
+    std::fprintf(stderr, "%swrote %s: %zu events, steps %lld-%lld (open in ui.perfetto.dev)\n",
+                 ::isatty(2) ? "\r\033[K" : "", path.c_str(), events, static_cast<long long>(first),
+                 static_cast<long long>(last));
+}
+
 StepMetrics Trainer::step() {
+  TraceScope event("step", "step");
+  if (event.on()) event.args(str_cat("\"step\": ", step_ + 1));
   const auto t0 = Clock::now();
   const CommTotals comm0 = comm_totals();
   const int64_t A = cfg_.train.grad_accum;
@@ -389,12 +408,16 @@ StepMetrics Trainer::step() {
         worker_->submit([g = model_->trainable().grads, lo, hi, r = replica_worker_comm_.get()](
                             Communicator&) { r->allreduce_sum(g + lo, hi - lo); });
       });
-    loss_sum += model_->forward_backward(micro[j], scale);
+    {
+      TraceScope fb("forward+backward", "phase");
+      loss_sum += model_->forward_backward(micro[j], scale);
+    }
     model_->set_grad_ready_hook({});
   }
 
   comm_->allreduce_sum(&loss_sum, 1);
   const double lr = cfg_.train.lr * lr_multiplier(schedule_, step_);
+  TraceScope update("optimizer", "phase");
   const double grad_norm =
       comm_->size() > 1 ? data_parallel_update(lr) : optimizer_->step(*model_, lr, step_ + 1);
   ++step_;
@@ -528,6 +551,7 @@ double Trainer::evaluate() {
 }
 
 std::string Trainer::save_checkpoint() {
+  TraceScope event("checkpoint", "phase");
   try {
     return write_checkpoint();
   } catch (const Error& e) {
@@ -578,6 +602,7 @@ std::string Trainer::write_checkpoint() {
 }
 
 std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty) {
+  TraceScope event("eval", "phase");
   EvalSettings es;
   es.metrics = cfg_.eval.metrics;
   es.format = cfg_.data.format;
@@ -668,8 +693,13 @@ void Trainer::run() {
   // moments, so each acts on the stop flags summed after a step, never on its own flag, or
   // one would leave the loop (and wait in the checkpoint's collectives) while another trains.
   bool stopping = false;
+  const auto& profile = cfg_.train.profile_steps;
   while (step_ < total_steps_ && !stopping) {
+    if (!profile.empty() && step_ + 1 == int64_t(profile[0])) trace::start(comm_->rank());
     const StepMetrics m = step();
+    if (!profile.empty() && (step_ == int64_t(profile[1]) || step_ == total_steps_) &&
+        trace::recording())
+      write_trace(int64_t(profile[0]), step_);
     nlohmann::json j = {{"step", m.step},
                         {"time", wall_clock_seconds()},
                         {"loss", m.loss},
