@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -44,6 +45,13 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 using Clock = std::chrono::steady_clock;
+
+// This process's peak resident memory so far (getrusage reports KiB on Linux).
+double peak_rss_mb() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
 
 // Seconds since the epoch, as metrics.jsonl's "time" and TensorBoard's wall_time.
 double wall_clock_seconds() {
@@ -709,9 +717,26 @@ void Trainer::run() {
                         {"tokens_per_s", m.tokens_per_s},
                         {"step_time_s", m.step_time_s},
                         {"mfu", m.mfu}};
+    j["peak_rss_mb"] = peak_rss_mb();
+    if (!be_->host_accessible()) j["peak_device_mb"] = double(be_->peak_memory_bytes()) / 1048576;
     if (comm_->size() > 1) {
       j["comm_bytes"] = m.comm_bytes, j["comm_s"] = m.comm_s;
+      j["comm_share"] = m.step_time_s > 0 ? m.comm_s / m.step_time_s : 0.0;
       if (worker_->threaded()) j["comm_thread_s"] = m.comm_thread_s;
+      // Every process's communication and memory, under its own keys (and TensorBoard
+      // tags): a slow link or a process near its memory limit shows by rank. 4 doubles a
+      // process, summed into place: one small collective a step.
+      std::vector<double> per_rank(4 * size_t(comm_->size()), 0.0);
+      double* mine = per_rank.data() + 4 * comm_->rank();
+      mine[0] = m.comm_s, mine[1] = m.comm_bytes, mine[2] = m.comm_thread_s;
+      mine[3] = peak_rss_mb();
+      comm_->allreduce_sum(per_rank.data(), per_rank.size());
+      for (int r = 0; r < comm_->size(); ++r) {
+        const std::string k = str_cat("rank", r, "/");
+        const double* v = per_rank.data() + 4 * r;
+        j[k + "comm_s"] = v[0], j[k + "comm_bytes"] = v[1], j[k + "peak_rss_mb"] = v[3];
+        if (worker_->threaded()) j[k + "comm_thread_s"] = v[2];
+      }
     }
     metrics << j.dump() << "\n";
     metrics.flush();
