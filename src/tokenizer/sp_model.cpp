@@ -403,7 +403,10 @@ std::vector<std::string> llama3_default_special_tokens() {
 }
 
 Model load_tokenizer_model(const std::string& path) {
-  const std::string data = read_all(path);
+  return parse_tokenizer_model(read_all(path), path);
+}
+
+Model parse_tokenizer_model(const std::string& data, const std::string& path) {
   LATHE_CHECK(!data.empty(), path, ": empty file");
   // A ModelProto starts with field 1 (pieces), length-delimited: byte 0x0A. tiktoken
   // files start with base64 text.
