@@ -69,7 +69,7 @@ for t in $targets; do
 done
 
 {
-  echo "Fuzzing: ${seconds} s per target, $(date -u +%Y-%m-%d), $(nproc) cores, clang $(clang++ -dumpversion)"
+  echo "Fuzzing: ${seconds} s per target, $(date -u +%Y-%m-%d), $(getconf _NPROCESSORS_ONLN) cores, clang $(clang++ -dumpversion)"
   echo
   echo "| target | executions | exec/s | cov (edges) | ft (features) | corpus (inputs/bytes) | result |"
   echo "|---|---:|---:|---:|---:|---:|---|"
