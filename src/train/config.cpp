@@ -65,6 +65,10 @@ std::string greater_than(Field f) {
   return *std::get<decltype(Min)*>(f) > Min ? "" : str_cat("must be > ", Min);
 }
 
+// The bounds of double keys: clang before 18 takes no floating-point template arguments.
+std::string positive(Field f) { return *std::get<double*>(f) > 0 ? "" : "must be > 0"; }
+std::string non_negative(Field f) { return *std::get<double*>(f) >= 0 ? "" : "must be >= 0"; }
+
 std::string check_betas(Field f) {
   const auto& b = *std::get<std::vector<double>*>(f);
   bool ok =
@@ -140,16 +144,16 @@ const KeyDef kKeys[] = {
               .check = at_least<int64_t{1}>),
     LATHE_KEY(train, max_steps, .doc = "optimizer steps; 0 = derived from epochs",
               .check = at_least<int64_t{0}>),
-    LATHE_KEY(train, epochs, .doc = "passes over the training data", .check = greater_than<0.0>),
-    LATHE_KEY(train, lr, .doc = "peak learning rate", .check = greater_than<0.0>),
-    LATHE_KEY(train, weight_decay, .doc = "AdamW decoupled weight decay", .check = at_least<0.0>),
+    LATHE_KEY(train, epochs, .doc = "passes over the training data", .check = positive),
+    LATHE_KEY(train, lr, .doc = "peak learning rate", .check = positive),
+    LATHE_KEY(train, weight_decay, .doc = "AdamW decoupled weight decay", .check = non_negative),
     LATHE_KEY(train, betas, .doc = "AdamW [beta1, beta2]", .check = check_betas),
-    LATHE_KEY(train, eps, .doc = "AdamW epsilon", .check = greater_than<0.0>),
+    LATHE_KEY(train, eps, .doc = "AdamW epsilon", .check = positive),
     LATHE_KEY(train, schedule, .doc = "learning-rate schedule", .choices = kSchedules),
     LATHE_KEY(train, warmup_steps, .doc = "linear warmup steps", .check = at_least<int64_t{0}>),
     LATHE_KEY(train, gamma, .doc = "step schedule: lr *= gamma each epoch",
-              .check = greater_than<0.0>),
-    LATHE_KEY(train, grad_clip, .doc = "max global gradient norm; 0 = off", .check = at_least<0.0>),
+              .check = positive),
+    LATHE_KEY(train, grad_clip, .doc = "max global gradient norm; 0 = off", .check = non_negative),
     LATHE_KEY(train, seed, .doc = "random seed"),
     LATHE_KEY(train, threads, .doc = "CPU threads; 0 = all cores", .check = at_least<int64_t{0}>),
     LATHE_KEY(train, activation_checkpointing, .doc = "recompute activations to save memory"),
@@ -170,7 +174,7 @@ const KeyDef kKeys[] = {
     LATHE_KEY(peft, method, .doc = "parameter-efficient fine-tuning: LoRA, or LoRA on a 4-bit NF4 base",
               .choices = kPeftMethods),
     LATHE_KEY(peft, r, .doc = "LoRA rank", .check = at_least<int64_t{1}>),
-    LATHE_KEY(peft, alpha, .doc = "LoRA alpha; the update is scaled by alpha/r", .check = greater_than<0.0>),
+    LATHE_KEY(peft, alpha, .doc = "LoRA alpha; the update is scaled by alpha/r", .check = positive),
     LATHE_KEY(peft, dropout, .doc = "dropout on the LoRA input", .check = check_dropout),
     LATHE_KEY(peft, target_modules,
               .doc = "q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, or all-linear"),
@@ -194,7 +198,7 @@ const KeyDef kKeys[] = {
                      "processes per node",
               .check = at_least<int64_t{0}>),
     LATHE_KEY(dist, timeout, .doc = "seconds a collective may wait for the other processes",
-              .check = greater_than<0.0>),
+              .check = positive),
     LATHE_KEY(dist, overlap,
               .doc = "send gradients (and, under full_shard, gather the next layer) on a "
                      "communication thread while the backward (forward) goes on"),
@@ -341,6 +345,8 @@ template <class... Fs>
 struct Overloaded : Fs... {
   using Fs::operator()...;
 };
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;  // clang before 17 does not deduce aggregates
 
 [[noreturn]] void type_error(const std::string& where, const KeyDef& key, std::string_view expected,
                              const std::string& got) {
