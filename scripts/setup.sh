@@ -28,6 +28,7 @@ test_packages=(
   python3-sentencepiece python3-regex python3-nltk  # independent tokenizer and metric references for the tests
   libopenblas0-pthread   # an optimized BLAS for the PyTorch peer (Debian's torch uses libblas.so.3)
   clang-format
+  clang libclang-rt-14-dev libomp-dev  # scripts/fuzz.sh: libFuzzer (clang only) and clang's OpenMP
   time                   # per-process peak RSS in bench/dist_bench.sh
   dpkg-dev file          # the .deb that CPack builds (dpkg-shlibdeps), checked by the tests
   chromium chromium-driver  # tests/metrics/dashboard_browser.sh: a headless browser opens the dashboard

@@ -162,7 +162,9 @@ std::unique_ptr<Backend> make_cuda_backend(int device);
 int cuda_device_count();  // 0 when there is no usable GPU or driver
 #endif
 
-// Wraps a backend, timing every call; prints the totals per op when destroyed.
-std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner);
+// Wraps a backend, timing every call. print_table: print the time per op at destruction (lathe bench --profile); either way,
+// calls are trace events while core/trace.h records.
+std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner,
+                                                bool print_table = true);
 
 }  // namespace lathe

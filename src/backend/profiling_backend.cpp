@@ -1,11 +1,13 @@
 // A Backend that forwards every call to another and adds up the wall time per op, so
-// `lathe bench --profile` can say where a step's time goes without a profiler.
+// `lathe bench --profile` can say where a step's time goes without a profiler; while a
+// trace records (train.profile_steps, core/trace.h), each call is also one trace event.
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <string>
 
 #include "backend/backend.h"
+#include "core/trace.h"
 
 namespace lathe {
 namespace {
@@ -13,16 +15,20 @@ namespace {
 class ProfilingBackend final : public Backend {
   template <class F>
   auto timed(const char* op, F&& f) {
+    TraceScope event(op, "op");
     const auto t0 = std::chrono::steady_clock::now();
     struct Add {
       std::map<std::string, double>& t;
       const char* op;
       std::chrono::steady_clock::time_point t0;
-      ~Add() { t[op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
+      ~Add() {
+        t[op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
     } add{totals_, op, t0};
     return f();
   }
   void report() {
+    if (!print_table_) return;
     double total = 0;
     for (auto& [k, v] : totals_) total += v;
     std::fprintf(stderr, "# time per op (all calls)\n");
@@ -31,9 +37,11 @@ class ProfilingBackend final : public Backend {
   }
   std::unique_ptr<Backend> in_;
   std::map<std::string, double> totals_;
+  bool print_table_;
 
  public:
-  explicit ProfilingBackend(std::unique_ptr<Backend> inner) : in_(std::move(inner)) {}
+  ProfilingBackend(std::unique_ptr<Backend> inner, bool print_table)
+      : in_(std::move(inner)), print_table_(print_table) {}
   ~ProfilingBackend() override { report(); }
 
   std::string name() const override { return in_->name(); }
@@ -41,20 +49,28 @@ class ProfilingBackend final : public Backend {
   std::string description() const override { return in_->description(); }
   bool host_accessible() const override { return in_->host_accessible(); }
   size_t peak_memory_bytes() const override { return in_->peak_memory_bytes(); }
-  void* alloc(size_t bytes) override { return timed("alloc", [&] { return in_->alloc(bytes); }); }
+  void* alloc(size_t bytes) override {
+    return timed("alloc", [&] { return in_->alloc(bytes); });
+  }
   void free(void* p) override { in_->free(p); }
-  void copy(void* d, const void* s, size_t n) override { timed("copy", [&] { in_->copy(d, s, n); }); }
-  void zero(void* p, size_t n) override { timed("zero", [&] { in_->zero(p, n); }); }
+  void copy(void* d, const void* s, size_t n) override {
+    timed("copy", [&] { in_->copy(d, s, n); });
+  }
+  void zero(void* p, size_t n) override {
+    timed("zero", [&] { in_->zero(p, n); });
+  }
   void sync() override { in_->sync(); }
   bool bf16_kernels() const override { return in_->bf16_kernels(); }
   void matmul(const MatmulArgs& a) override {
     timed(a.M >= 8192 || a.N >= 8192 || a.K >= 8192 ? "matmul (lm_head)" : "matmul (layers)",
           [&] { in_->matmul(a); });
   }
-  void embedding_forward(float* o, const int32_t* i, const float* t, int64_t M, int64_t C) override {
+  void embedding_forward(float* o, const int32_t* i, const float* t, int64_t M,
+                         int64_t C) override {
     timed("embedding", [&] { in_->embedding_forward(o, i, t, M, C); });
   }
-  void embedding_backward(float* d, const int32_t* i, const float* g, int64_t M, int64_t C) override {
+  void embedding_backward(float* d, const int32_t* i, const float* g, int64_t M,
+                          int64_t C) override {
     timed("embedding", [&] { in_->embedding_backward(d, i, g, M, C); });
   }
   void gather_rows(float* d, const float* s, const int32_t* r, int64_t n, int64_t C) override {
@@ -78,8 +94,8 @@ class ProfilingBackend final : public Backend {
   void attention_forward(float* o, float* l, const float* q, const AttentionArgs& a) override {
     timed("attention fwd", [&] { in_->attention_forward(o, l, q, a); });
   }
-  void attention_backward(float* dq, const float* g, const float* o, const float* l,
-                          const float* q, const AttentionArgs& a) override {
+  void attention_backward(float* dq, const float* g, const float* o, const float* l, const float* q,
+                          const AttentionArgs& a) override {
     timed("attention bwd", [&] { in_->attention_backward(dq, g, o, l, q, a); });
   }
   void attention_decode(float* o, const float* q, float* kc, float* vc,
@@ -126,13 +142,12 @@ class ProfilingBackend final : public Backend {
                   const AdamWArgs& a) override {
     timed("adamw", [&] { in_->adamw_step(p, g, m, v, c, bf, n, a); });
   }
-
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner) {
-  return std::make_unique<ProfilingBackend>(std::move(inner));
+std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner, bool print_table) {
+  return std::make_unique<ProfilingBackend>(std::move(inner), print_table);
 }
 
 }  // namespace lathe

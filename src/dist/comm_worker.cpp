@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "core/trace.h"
+
 namespace lathe {
 
 CommWorker::CommWorker(std::unique_ptr<Communicator> comm, bool threaded)
@@ -55,6 +57,7 @@ void CommWorker::wait_all() {
 }
 
 void CommWorker::loop() {
+  trace::name_thread("communication");
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });

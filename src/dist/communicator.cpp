@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/trace.h"
 
 namespace lathe {
 namespace {
@@ -46,7 +47,9 @@ class SingleProcess final : public Communicator {
   }
   void broadcast(void*, size_t, int) override {}
   void barrier() override {}
-  std::unique_ptr<Communicator> split(int, int) override { return std::make_unique<SingleProcess>(); }
+  std::unique_ptr<Communicator> split(int, int) override {
+    return std::make_unique<SingleProcess>();
+  }
 };
 
 // Counts and displacements for the v-collectives (MPI takes int counts: chunk anything
@@ -71,8 +74,10 @@ class MpiCommunicator final : public Communicator {
     // MULTIPLE: gradients and gathers travel on a communication thread while the
     // training thread runs its own collectives (on another communicator).
     int provided = MPI_THREAD_SINGLE;
-    if (!inited) MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
-    else MPI_Query_thread(&provided);
+    if (!inited)
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
+    else
+      MPI_Query_thread(&provided);
     concurrent_ = provided == MPI_THREAD_MULTIPLE;
     comm_ = MPI_COMM_WORLD;
     start();
@@ -121,7 +126,8 @@ class MpiCommunicator final : public Communicator {
     Guard g(*this, "allreduce", 2.0 * ring_share() * double(n * sizeof(float)));
     for (size_t off = 0; off < n; off += kChunk)
       check(MPI_Allreduce(MPI_IN_PLACE, data + off, int(std::min(kChunk, n - off)), MPI_FLOAT,
-                          MPI_SUM, comm_), "allreduce");
+                          MPI_SUM, comm_),
+            "allreduce");
   }
   void allreduce_sum(double* data, size_t n) override {
     Guard g(*this, "allreduce", 2.0 * ring_share() * double(n * sizeof(double)));
@@ -140,8 +146,7 @@ class MpiCommunicator final : public Communicator {
         if (owner == rank_ && in + first + off == dst)
           check(MPI_Reduce(MPI_IN_PLACE, dst, n, MPI_FLOAT, MPI_SUM, owner, comm_), "reduce");
         else
-          check(MPI_Reduce(in + first + off, dst, n, MPI_FLOAT, MPI_SUM, owner, comm_),
-                "reduce");
+          check(MPI_Reduce(in + first + off, dst, n, MPI_FLOAT, MPI_SUM, owner, comm_), "reduce");
       }
     }
   }
@@ -149,14 +154,16 @@ class MpiCommunicator final : public Communicator {
     Counts c(r);
     Guard g(*this, "allgather", ring_share() * double(total(r) * sizeof(float)));
     check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, c.counts.data(), c.displs.data(),
-                         MPI_FLOAT, comm_), "allgather");
+                         MPI_FLOAT, comm_),
+          "allgather");
   }
   void allgather_from(const float* send, float* out,
                       const std::vector<std::pair<size_t, size_t>>& r) override {
     Counts c(r);
     Guard g(*this, "allgather", ring_share() * double(total(r) * sizeof(float)));
     check(MPI_Allgatherv(send, c.counts[size_t(rank_)], MPI_FLOAT, out, c.counts.data(),
-                         c.displs.data(), MPI_FLOAT, comm_), "allgather");
+                         c.displs.data(), MPI_FLOAT, comm_),
+          "allgather");
   }
   void gather_to(const float* in, float* out, int root,
                  const std::vector<std::pair<size_t, size_t>>& r) override {
@@ -164,7 +171,8 @@ class MpiCommunicator final : public Communicator {
     Guard g(*this, "gather", double(r[size_t(rank_)].second * sizeof(float)));
     const auto& mine = r[size_t(rank_)];
     check(MPI_Gatherv(in + mine.first, int(mine.second), MPI_FLOAT, out, c.counts.data(),
-                      c.displs.data(), MPI_FLOAT, root, comm_), "gather");
+                      c.displs.data(), MPI_FLOAT, root, comm_),
+          "gather");
   }
   void broadcast(void* data, size_t bytes, int root) override {
     Guard g(*this, "broadcast", double(bytes));
@@ -198,7 +206,10 @@ class MpiCommunicator final : public Communicator {
   // Marks a collective in flight so the watchdog can end a job whose peers never arrive.
   struct Guard {
     MpiCommunicator& c;
-    Guard(MpiCommunicator& comm, const char* what, double bytes) : c(comm) {
+    TraceScope event;  // a trace event per collective while train.profile_steps records
+    Guard(MpiCommunicator& comm, const char* what, double bytes)
+        : c(comm), event(what, "collective") {
+      if (event.on()) event.args(str_cat("\"bytes\": ", bytes));
       std::lock_guard<std::mutex> lock(c.mu_);
       c.stats_.bytes += bytes;
       c.stats_.calls++;
@@ -277,8 +288,8 @@ class MpiCommunicator final : public Communicator {
       int flag = 0;
       MPI_Status st;
       if (MPI_Iprobe(MPI_ANY_SOURCE, kPong, probe_, &flag, &st) == MPI_SUCCESS && flag) {
-        MPI_Recv(where[size_t(st.MPI_SOURCE)].data(), 2, MPI_INT64_T, st.MPI_SOURCE, kPong,
-                 probe_, MPI_STATUS_IGNORE);
+        MPI_Recv(where[size_t(st.MPI_SOURCE)].data(), 2, MPI_INT64_T, st.MPI_SOURCE, kPong, probe_,
+                 MPI_STATUS_IGNORE);
         ++answered;
         continue;
       }
@@ -293,9 +304,11 @@ class MpiCommunicator final : public Communicator {
       if (list) *list += (list->empty() ? "" : ", ") + std::to_string(world_rank_[size_t(r)]);
     }
     if (!silent.empty())
-      return "rank(s) " + silent + " did not answer (stopped, crashed or unreachable: see their logs)";
+      return "rank(s) " + silent +
+             " did not answer (stopped, crashed or unreachable: see their logs)";
     if (!elsewhere.empty())
-      return "rank(s) " + elsewhere + " are alive but not in this collective (still computing, or "
+      return "rank(s) " + elsewhere +
+             " are alive but not in this collective (still computing, or "
              "in a different one)";
     return "every process is waiting in it (the network or MPI stalls)";
   }
@@ -320,11 +333,12 @@ class MpiCommunicator final : public Communicator {
       const std::string who = probe_ != MPI_COMM_NULL
                                   ? find_culprits(seq)
                                   : "another process stopped or hangs (see its log)";
-      std::fprintf(stderr,
-                   "error: rank %d: %s (collective #%llu) did not complete within dist.timeout=%gs: "
-                   "%s; ending the job\n",
-                   world_rank_[size_t(rank_)], op.c_str(), static_cast<unsigned long long>(seq),
-                   timeout_s_, who.c_str());
+      std::fprintf(
+          stderr,
+          "error: rank %d: %s (collective #%llu) did not complete within dist.timeout=%gs: "
+          "%s; ending the job\n",
+          world_rank_[size_t(rank_)], op.c_str(), static_cast<unsigned long long>(seq), timeout_s_,
+          who.c_str());
       std::fflush(stderr);
       MPI_Abort(MPI_COMM_WORLD, 3);
     }
@@ -382,7 +396,8 @@ std::unique_ptr<Communicator> make_communicator(double timeout_s) {
   const ProcessPlacement p = discover_placement();
   if (p.size <= 1) return std::make_unique<SingleProcess>();
   LATHE_CHECK(p.launcher != "torchrun", "RANK/WORLD_SIZE say this is process ", p.rank, " of ",
-              p.size, " (torchrun-style), but lathe's processes meet over MPI: start them with "
+              p.size,
+              " (torchrun-style), but lathe's processes meet over MPI: start them with "
               "`lathe launch --nproc N -- train ...`, mpirun or srun --mpi=pmix");
   auto c = std::make_unique<MpiCommunicator>(timeout_s);
   LATHE_CHECK(c->size() == p.size, "the launcher says ", p.size, " processes but MPI sees ",
@@ -399,13 +414,14 @@ void end_job_on_error(const char* what) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (size <= 1) return;
-  std::fprintf(stderr, "error: rank %d of %d: %s\nrank %d is ending the job\n", rank, size, what, rank);
+  std::fprintf(stderr, "error: rank %d of %d: %s\nrank %d is ending the job\n", rank, size, what,
+               rank);
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
-std::vector<std::pair<size_t, size_t>> split_ranges(const std::vector<std::pair<size_t, size_t>>& ranges,
-                                                    size_t lo, size_t hi) {
+std::vector<std::pair<size_t, size_t>> split_ranges(
+    const std::vector<std::pair<size_t, size_t>>& ranges, size_t lo, size_t hi) {
   std::vector<std::pair<size_t, size_t>> out;
   for (const auto& [b, n] : ranges) {
     const size_t s = std::clamp(b, lo, hi), e = std::clamp(b + n, lo, hi);

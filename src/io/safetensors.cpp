@@ -103,8 +103,14 @@ TensorInfo parse_entry(const std::string& path, const std::string& name, const j
   return t;
 }
 
-void parse_file(const std::string& path, const uint8_t* base, size_t size,
-                std::vector<TensorInfo>* tensors, std::map<std::string, std::string>* metadata) {
+}  // namespace
+
+void safetensors_parse(const std::string& path, const uint8_t* base, size_t size,
+                       std::vector<TensorInfo>* tensors,
+                       std::map<std::string, std::string>* metadata) {
+  LATHE_CHECK(size >= 8, path, ": file is ", size,
+              " bytes, too short for a safetensors file (it starts with an 8-byte header length)",
+              kCorrupt);
   uint64_t n;
   std::memcpy(&n, base, 8);
   LATHE_CHECK(n <= size - 8, path, ": header length ", n, " is larger than the rest of the file (",
@@ -147,6 +153,8 @@ void parse_file(const std::string& path, const uint8_t* base, size_t size,
     }
   }
 }
+
+namespace {
 
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -252,7 +260,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   map_ = m;
   map_size_ = size;
   try {
-    parse_file(path, static_cast<const uint8_t*>(m), size, &tensors_, &metadata_);
+    safetensors_parse(path, static_cast<const uint8_t*>(m), size, &tensors_, &metadata_);
   } catch (...) {
     ::munmap(map_, map_size_);
     throw;
@@ -490,13 +498,14 @@ void safetensors_write_parallel(const std::string& path, const std::vector<Tenso
     // write only the bytes inside this share.
     const uint64_t first = (tb - b) / es, last = (te - b + es - 1) / es;
     buf.resize(size_t((last - first) * es));
-    LATHE_CHECK(first >= t.data_first, "cannot write ", path, ": tensor '", t.name,
-                "': process ", rank, " does not hold the elements it is to write");
+    LATHE_CHECK(first >= t.data_first, "cannot write ", path, ": tensor '", t.name, "': process ",
+                rank, " does not hold the elements it is to write");
     convert_from_f32(t.data + (first - t.data_first), buf.data(), t.dtype, size_t(last - first));
     const uint8_t* src = buf.data() + (tb - b - first * es);
     uint64_t left = te - tb, at = data_start + tb;
     while (left > 0) {
-      const ssize_t w = ::pwrite(fd, src, size_t(std::min<uint64_t>(left, uint64_t(1) << 30)), off_t(at));
+      const ssize_t w =
+          ::pwrite(fd, src, size_t(std::min<uint64_t>(left, uint64_t(1) << 30)), off_t(at));
       if (w < 0 && errno == EINTR) continue;
       check_io(w > 0, "write");
       src += w, at += uint64_t(w), left -= uint64_t(w);

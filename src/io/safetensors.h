@@ -52,6 +52,14 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// The header of a safetensors image already in memory (`size` bytes at `base`, e.g. a
+// mapped file): fills `tensors` (pointing into `base`, sorted by offset) and `metadata`
+// with the same checks, and the same lathe::Error messages naming `path`, as
+// SafetensorsFile.
+void safetensors_parse(const std::string& path, const uint8_t* base, size_t size,
+                       std::vector<TensorInfo>* tensors,
+                       std::map<std::string, std::string>* metadata);
+
 // All weights of an HF model folder: model.safetensors, or the shards listed in
 // model.safetensors.index.json ("weight_map"). Each name must be in exactly one shard and
 // the index must agree with the shards' contents.

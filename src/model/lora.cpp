@@ -76,10 +76,17 @@ LoraTable make_lora_table(const LlamaConfig& cfg, const LoraSpec& spec) {
         case Proj::Up: e.in = C, e.out = I, e.out_col = I, e.fused_out = 2 * I; break;
         case Proj::Down: e.in = I, e.out = C, e.out_col = 0, e.fused_out = C; break;
       }
+      // r comes from a config or adapter_config.json: sizes are checked, not wrapped.
+      int64_t a_size = 0, b_size = 0;
+      size_t total = 0;
+      LATHE_CHECK(!__builtin_mul_overflow(spec.r, e.in, &a_size) &&
+                      !__builtin_mul_overflow(e.out, spec.r, &b_size) &&
+                      !__builtin_add_overflow(t.total, size_t(a_size), &total) &&
+                      !__builtin_add_overflow(total, size_t(b_size), &total),
+                  "peft.r=", spec.r, " is too large: the LoRA adapter's size overflows");
       e.a_offset = t.total;
-      t.total += size_t(spec.r * e.in);
-      e.b_offset = t.total;
-      t.total += size_t(e.out * spec.r);
+      e.b_offset = t.total + size_t(a_size);
+      t.total = total;
       t.by_layer[size_t(l)].push_back(t.entries.size());
       t.entries.push_back(e);
     }

@@ -151,9 +151,15 @@ std::string dump_or_empty(const json& j) { return j.is_null() ? "" : j.dump(); }
 Model load_hf_tokenizer_json(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   LATHE_CHECK(f, path, ": cannot open");
+  std::ostringstream text;
+  text << f.rdbuf();
+  return parse_hf_tokenizer_json(text.str(), path);
+}
+
+Model parse_hf_tokenizer_json(std::string_view text, const std::string& path) {
   json j;
   try {
-    j = json::parse(f);
+    j = json::parse(text);
   } catch (const json::exception& e) {
     fail(path, ": not valid JSON: ", e.what());
   }

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tokenizer/bpe.h"
@@ -91,6 +92,10 @@ struct Model {
 Model load_hf_tokenizer_json(const std::string& path);
 // tokenizer.model: a SentencePiece ModelProto, or tiktoken "base64 rank" lines.
 Model load_tokenizer_model(const std::string& path);
+// The same from the file's bytes; `path` only names the source in messages (fuzz/ uses
+// these to parse without a file).
+Model parse_hf_tokenizer_json(std::string_view text, const std::string& path);
+Model parse_tokenizer_model(const std::string& data, const std::string& path);
 // Writes `m` as tokenizer.json text (m.added is the complete added-token list);
 // post_processor_json replaces m.post_processor_json.
 std::string hf_tokenizer_json_text(const Model& m, const std::string& post_processor_json);

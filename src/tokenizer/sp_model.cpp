@@ -308,6 +308,9 @@ Model load_tiktoken(const std::string& data, const std::string& path) {
   m.decode_strip_space = false;
   std::string bytes;
   size_t line_no = 0;
+  // Ranks are dense, one per line, so none can reach the line count: a larger one is
+  // corrupt, and sizing the table by it would allocate what the file claims.
+  const size_t lines = size_t(std::count(data.begin(), data.end(), '\n')) + 1;
   for (size_t pos = 0; pos < data.size();) {
     size_t eol = data.find('\n', pos);
     if (eol == std::string::npos) eol = data.size();
@@ -326,6 +329,8 @@ Model load_tiktoken(const std::string& data, const std::string& path) {
                   ": rank is not a number");
       rank = rank * 10 + (c - '0');
     }
+    LATHE_CHECK(size_t(rank) < lines, path, ":", line_no, ": rank ", rank, " in a file of ", lines,
+                " lines (ranks must be dense)");
     if (size_t(rank) >= m.texts.size()) m.texts.resize(size_t(rank) + 1);
     LATHE_CHECK(m.texts[size_t(rank)].empty(), path, ":", line_no, ": rank ", rank, " repeats");
     m.texts[size_t(rank)] = bytes;
@@ -403,7 +408,10 @@ std::vector<std::string> llama3_default_special_tokens() {
 }
 
 Model load_tokenizer_model(const std::string& path) {
-  const std::string data = read_all(path);
+  return parse_tokenizer_model(read_all(path), path);
+}
+
+Model parse_tokenizer_model(const std::string& data, const std::string& path) {
   LATHE_CHECK(!data.empty(), path, ": empty file");
   // A ModelProto starts with field 1 (pieces), length-delimited: byte 0x0A. tiktoken
   // files start with base64 text.

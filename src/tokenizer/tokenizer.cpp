@@ -78,7 +78,15 @@ Tokenizer::Tokenizer(tok::Model model) : m_(std::move(model)) {
 
 void Tokenizer::rebuild_added() {
   int32_t size = int32_t(m_.pieces.size());
-  for (const tok::AddedToken& a : m_.added) size = std::max(size, a.id + 1);
+  // Added tokens follow the vocabulary (HF numbers them vocab, vocab + 1, ...); the id
+  // tables below are sized by the largest id, so an id past that is refused, not allocated.
+  const size_t max_id = m_.pieces.size() + m_.added.size();
+  for (const tok::AddedToken& a : m_.added) {
+    LATHE_CHECK(a.id >= 0 && size_t(a.id) < max_id, m_.source, ": added token \"", a.content,
+                "\" has id ", a.id, "; with ", m_.pieces.size(), " vocabulary and ",
+                m_.added.size(), " added tokens, ids end at ", max_id - 1);
+    size = std::max(size, a.id + 1);
+  }
   tokens_.assign(size_t(size), std::string());
   decoded_.assign(size_t(size), std::string());
   byte_value_.assign(size_t(size), -1);

@@ -248,7 +248,8 @@ CheckpointState checkpoint_load_range(const std::string& folder, float* params, 
       if (i == 0) len = size_t(t->numel());
       src[i] = static_cast<const float*>(t->data);
     }
-    LATHE_CHECK(off <= n && len <= n - off, st.path(), ": range [", off, ", ", off + len,
+    // Both from the file: compared without forming off + len, which can wrap.
+    LATHE_CHECK(off <= n && len <= n - off, st.path(), ": range [", off, ", +", len,
                 ") is past the model's ", n, " parameters");
     covered += len;
     if (check_only) continue;

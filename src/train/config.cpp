@@ -65,6 +65,10 @@ std::string greater_than(Field f) {
   return *std::get<decltype(Min)*>(f) > Min ? "" : str_cat("must be > ", Min);
 }
 
+// The bounds of double keys: clang before 18 takes no floating-point template arguments.
+std::string positive(Field f) { return *std::get<double*>(f) > 0 ? "" : "must be > 0"; }
+std::string non_negative(Field f) { return *std::get<double*>(f) >= 0 ? "" : "must be >= 0"; }
+
 std::string check_betas(Field f) {
   const auto& b = *std::get<std::vector<double>*>(f);
   bool ok =
@@ -86,6 +90,14 @@ std::string check_resume(Field f) {
 std::string check_port(Field f) {
   const int64_t v = *std::get<int64_t*>(f);
   return v >= 0 && v <= 65535 ? "" : "must be a TCP port, 1-65535, or 0 (off)";
+}
+
+std::string check_profile_steps(Field f) {
+  const auto& v = *std::get<std::vector<double>*>(f);
+  if (v.empty()) return "";
+  const bool ok = v.size() == 2 && v[0] >= 1 && v[1] >= v[0] && v[0] == std::floor(v[0]) &&
+                  v[1] == std::floor(v[1]);
+  return ok ? "" : "must be [] or two step numbers [first, last], 1 <= first <= last";
 }
 
 std::string check_split(Field f) {
@@ -137,16 +149,16 @@ const KeyDef kKeys[] = {
               .check = at_least<int64_t{1}>),
     LATHE_KEY(train, max_steps, .doc = "optimizer steps; 0 = derived from epochs",
               .check = at_least<int64_t{0}>),
-    LATHE_KEY(train, epochs, .doc = "passes over the training data", .check = greater_than<0.0>),
-    LATHE_KEY(train, lr, .doc = "peak learning rate", .check = greater_than<0.0>),
-    LATHE_KEY(train, weight_decay, .doc = "AdamW decoupled weight decay", .check = at_least<0.0>),
+    LATHE_KEY(train, epochs, .doc = "passes over the training data", .check = positive),
+    LATHE_KEY(train, lr, .doc = "peak learning rate", .check = positive),
+    LATHE_KEY(train, weight_decay, .doc = "AdamW decoupled weight decay", .check = non_negative),
     LATHE_KEY(train, betas, .doc = "AdamW [beta1, beta2]", .check = check_betas),
-    LATHE_KEY(train, eps, .doc = "AdamW epsilon", .check = greater_than<0.0>),
+    LATHE_KEY(train, eps, .doc = "AdamW epsilon", .check = positive),
     LATHE_KEY(train, schedule, .doc = "learning-rate schedule", .choices = kSchedules),
     LATHE_KEY(train, warmup_steps, .doc = "linear warmup steps", .check = at_least<int64_t{0}>),
     LATHE_KEY(train, gamma, .doc = "step schedule: lr *= gamma each epoch",
-              .check = greater_than<0.0>),
-    LATHE_KEY(train, grad_clip, .doc = "max global gradient norm; 0 = off", .check = at_least<0.0>),
+              .check = positive),
+    LATHE_KEY(train, grad_clip, .doc = "max global gradient norm; 0 = off", .check = non_negative),
     LATHE_KEY(train, seed, .doc = "random seed"),
     LATHE_KEY(train, threads, .doc = "CPU threads; 0 = all cores", .check = at_least<int64_t{0}>),
     LATHE_KEY(train, activation_checkpointing, .doc = "recompute activations to save memory"),
@@ -157,13 +169,17 @@ const KeyDef kKeys[] = {
               .doc = "continue a run: true (newest checkpoint in output.dir), a step number, or "
                      "a checkpoint folder; false = a fresh run",
               .check = check_resume),
+    LATHE_KEY(train, profile_steps,
+              .doc = "[first, last]: record these steps as a Chrome trace, output.dir/trace.json "
+                     "(Perfetto, chrome://tracing); [] = off",
+              .check = check_profile_steps),
     LATHE_KEY(train, log_every, .doc = "log every N steps", .check = at_least<int64_t{1}>),
     LATHE_KEY(train, eval_every, .doc = "evaluate every N steps; 0 = at checkpoints and the end",
               .check = at_least<int64_t{0}>),
     LATHE_KEY(peft, method, .doc = "parameter-efficient fine-tuning: LoRA, or LoRA on a 4-bit NF4 base",
               .choices = kPeftMethods),
     LATHE_KEY(peft, r, .doc = "LoRA rank", .check = at_least<int64_t{1}>),
-    LATHE_KEY(peft, alpha, .doc = "LoRA alpha; the update is scaled by alpha/r", .check = greater_than<0.0>),
+    LATHE_KEY(peft, alpha, .doc = "LoRA alpha; the update is scaled by alpha/r", .check = positive),
     LATHE_KEY(peft, dropout, .doc = "dropout on the LoRA input", .check = check_dropout),
     LATHE_KEY(peft, target_modules,
               .doc = "q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, or all-linear"),
@@ -187,7 +203,7 @@ const KeyDef kKeys[] = {
                      "processes per node",
               .check = at_least<int64_t{0}>),
     LATHE_KEY(dist, timeout, .doc = "seconds a collective may wait for the other processes",
-              .check = greater_than<0.0>),
+              .check = positive),
     LATHE_KEY(dist, overlap,
               .doc = "send gradients (and, under full_shard, gather the next layer) on a "
                      "communication thread while the backward (forward) goes on"),
@@ -338,6 +354,8 @@ template <class... Fs>
 struct Overloaded : Fs... {
   using Fs::operator()...;
 };
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;  // clang before 17 does not deduce aggregates
 
 [[noreturn]] void type_error(const std::string& where, const KeyDef& key, std::string_view expected,
                              const std::string& got) {

@@ -58,6 +58,8 @@ struct TrainSection {
   // "false"; "true": the newest checkpoint in output.dir; a step number (its checkpoint in
   // output.dir); or a checkpoint folder, anywhere.
   std::string resume = "false";
+  // [first, last] steps to record as a Chrome trace in output.dir/trace.json; [] = none.
+  std::vector<double> profile_steps;
   int64_t log_every = 1;
   int64_t eval_every = 0;  // 0: at checkpoints and the end
 };

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +21,7 @@
 #include "backend/select.h"
 #include "core/cpu_isa.h"
 #include "core/error.h"
+#include "core/trace.h"
 #include "data/batcher.h"
 #include "dist/communicator.h"
 #include "eval/evaluator.h"
@@ -44,6 +46,13 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 using Clock = std::chrono::steady_clock;
+
+// This process's peak resident memory so far (getrusage reports KiB on Linux).
+double peak_rss_mb() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
 
 // Seconds since the epoch, as metrics.jsonl's "time" and TensorBoard's wall_time.
 double wall_clock_seconds() {
@@ -162,6 +171,10 @@ Trainer::Trainer(const Config& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg
                 : make_backend(cfg_.train.device,
                                threads_per_process(int(cfg_.train.threads), local_process_count(),
                                                    comm_->rank() == 0));
+  // train.profile_steps: every backend call becomes a trace event while the steps record
+  // (the wrapper costs one virtual call and a clock read per op, so only when asked).
+  if (!cfg_.train.profile_steps.empty()) be_ = make_profiling_backend(std::move(be_), false);
+  trace::name_thread("training");
   // Collectives (MPI) and the sharded paths work on the buffers from the host.
   LATHE_CHECK(comm_->size() == 1 || be_->host_accessible(), comm_->size(), " processes on the ",
               be_->description(),
@@ -352,7 +365,21 @@ Trainer::CommTotals Trainer::comm_totals() const {
   return t;
 }
 
+void Trainer::write_trace(int64_t first, int64_t last) {
+  const std::string name =
+      comm_->rank() == 0 ? "trace.json" : str_cat("trace-rank", comm_->rank(), ".json");
+  const std::string path = (fs::path(cfg_.output.dir) / name).string();
+  fs::create_directories(cfg_.output.dir);
+  const size_t events = trace::stop_and_write(path);
+  if (comm_->rank() == 0)
+    std::fprintf(stderr, "%swrote %s: %zu events, steps %lld-%lld (open in ui.perfetto.dev)\n",
+                 ::isatty(2) ? "\r\033[K" : "", path.c_str(), events, static_cast<long long>(first),
+                 static_cast<long long>(last));
+}
+
 StepMetrics Trainer::step() {
+  TraceScope event("step", "step");
+  if (event.on()) event.args(str_cat("\"step\": ", step_ + 1));
   const auto t0 = Clock::now();
   const CommTotals comm0 = comm_totals();
   const int64_t A = cfg_.train.grad_accum;
@@ -390,12 +417,16 @@ StepMetrics Trainer::step() {
         worker_->submit([g = model_->trainable().grads, lo, hi, r = replica_worker_comm_.get()](
                             Communicator&) { r->allreduce_sum(g + lo, hi - lo); });
       });
-    loss_sum += model_->forward_backward(micro[j], scale);
+    {
+      TraceScope fb("forward+backward", "phase");
+      loss_sum += model_->forward_backward(micro[j], scale);
+    }
     model_->set_grad_ready_hook({});
   }
 
   comm_->allreduce_sum(&loss_sum, 1);
   const double lr = cfg_.train.lr * lr_multiplier(schedule_, step_);
+  TraceScope update("optimizer", "phase");
   const double grad_norm =
       comm_->size() > 1 ? data_parallel_update(lr) : optimizer_->step(*model_, lr, step_ + 1);
   ++step_;
@@ -529,6 +560,7 @@ double Trainer::evaluate() {
 }
 
 std::string Trainer::save_checkpoint() {
+  TraceScope event("checkpoint", "phase");
   try {
     return write_checkpoint();
   } catch (const Error& e) {
@@ -579,6 +611,7 @@ std::string Trainer::write_checkpoint() {
 }
 
 std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty) {
+  TraceScope event("eval", "phase");
   EvalSettings es;
   es.metrics = cfg_.eval.metrics;
   es.format = cfg_.data.format;
@@ -671,8 +704,13 @@ void Trainer::run() {
   // moments, so each acts on the stop flags summed after a step, never on its own flag, or
   // one would leave the loop (and wait in the checkpoint's collectives) while another trains.
   bool stopping = false;
+  const auto& profile = cfg_.train.profile_steps;
   while (step_ < total_steps_ && !stopping) {
+    if (!profile.empty() && step_ + 1 == int64_t(profile[0])) trace::start(comm_->rank());
     const StepMetrics m = step();
+    if (!profile.empty() && (step_ == int64_t(profile[1]) || step_ == total_steps_) &&
+        trace::recording())
+      write_trace(int64_t(profile[0]), step_);
     nlohmann::json j = {{"step", m.step},
                         {"time", wall_clock_seconds()},
                         {"loss", m.loss},
@@ -682,9 +720,26 @@ void Trainer::run() {
                         {"tokens_per_s", m.tokens_per_s},
                         {"step_time_s", m.step_time_s},
                         {"mfu", m.mfu}};
+    j["peak_rss_mb"] = peak_rss_mb();
+    if (!be_->host_accessible()) j["peak_device_mb"] = double(be_->peak_memory_bytes()) / 1048576;
     if (comm_->size() > 1) {
       j["comm_bytes"] = m.comm_bytes, j["comm_s"] = m.comm_s;
+      j["comm_share"] = m.step_time_s > 0 ? m.comm_s / m.step_time_s : 0.0;
       if (worker_->threaded()) j["comm_thread_s"] = m.comm_thread_s;
+      // Every process's communication and memory, under its own keys (and TensorBoard
+      // tags): a slow link or a process near its memory limit shows by rank. 4 doubles a
+      // process, summed into place: one small collective a step.
+      std::vector<double> per_rank(4 * size_t(comm_->size()), 0.0);
+      double* mine = per_rank.data() + 4 * comm_->rank();
+      mine[0] = m.comm_s, mine[1] = m.comm_bytes, mine[2] = m.comm_thread_s;
+      mine[3] = peak_rss_mb();
+      comm_->allreduce_sum(per_rank.data(), per_rank.size());
+      for (int r = 0; r < comm_->size(); ++r) {
+        const std::string k = str_cat("rank", r, "/");
+        const double* v = per_rank.data() + 4 * r;
+        j[k + "comm_s"] = v[0], j[k + "comm_bytes"] = v[1], j[k + "peak_rss_mb"] = v[3];
+        if (worker_->threaded()) j[k + "comm_thread_s"] = v[2];
+      }
     }
     metrics << j.dump() << "\n";
     metrics.flush();

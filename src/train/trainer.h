@@ -82,7 +82,8 @@ class Trainer {
   bool rewind_ = false;
   std::string write_checkpoint();
   std::string newest_checkpoint_note() const;
-  void save_final(const std::string& final_dir, DType dtype, const std::string& save_dtype);  // for errors: what a resume would continue from
+  void save_final(const std::string& final_dir, DType dtype, const std::string& save_dtype);
+  void write_trace(int64_t first, int64_t last);  // train.profile_steps' trace.json  // for errors: what a resume would continue from
   // full_shard / hybrid_shard: the processes sharing one copy of the parameters, and the
   // processes holding the same range in the other copies (hybrid_shard's replicas).
   std::unique_ptr<Communicator> group_comm_, replica_comm_, replica_worker_comm_;

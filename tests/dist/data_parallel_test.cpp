@@ -108,7 +108,13 @@ TEST_F(DataParallel, EachStrategyMatchesOneProcessWithTheWholeBatch) {
     const double loss_err = max_rel(got, want);
     const double w_err = weights_rel(out + "/final", dir + "/one/final");
     EXPECT_LT(loss_err, 1e-5) << strategy;
-    EXPECT_LT(w_err, 1e-5) << strategy;
+    // The weights after the last update: four partial sums reduced over processes round
+    // differently from one batch's sum, and AdamW divides each gradient element by its own
+    // running RMS, so an element whose gradient is near zero (a rare token's embedding row)
+    // turns a last-bit difference into up to lr = 2e-3 of movement. Measured, as max |a-b|
+    // over max |b| per tensor: 0.9e-5 and 2.3e-5 with two builds of the attention kernel,
+    // 5.0e-5 under ASan; the losses above agree to 1e-8.
+    EXPECT_LT(w_err, 1e-4) << strategy;
     std::printf("[ reached  ] %s, 4 processes x micro-batch 1 vs 1 x 4: losses %.1e, final weights %.1e\n",
                 strategy, loss_err, w_err);
   }

@@ -189,11 +189,13 @@ TEST_F(Dashboard, TrainerKnowsTheTotal) {
 
 TEST_F(Dashboard, PerRankArraysPassThrough) {
   write(root_ / "run_a" / "metrics.jsonl",
-        "{\"step\": 1, \"loss\": 2.0, \"comm_s\": 0.1, \"rank_step_time_s\": [0.5, 0.6]}\n");
+        "{\"step\": 1, \"loss\": 2.0, \"comm_s\": 0.1, \"rank0/comm_s\": 0.1, "
+        "\"rank1/comm_s\": 0.3, \"rank_step_time_s\": [0.5, 0.6]}\n");
   DashboardServer server(options());
   httplib::Client c("127.0.0.1", server.port());
   const json row = get(c, "/api/poll")["runs"][0]["rows"][0];
   EXPECT_EQ(row["rank_step_time_s"], json::array({0.5, 0.6}));
+  EXPECT_EQ(row["rank1/comm_s"], 0.3);
 }
 
 TEST_F(Dashboard, Samples) {

@@ -15,7 +15,7 @@ const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'
 const NOT_CHARTED = new Set(['step', 'time']);
 // Charts in this order first, then the rest by name.
 const ORDER = ['loss', 'eval_loss', 'eval_ppl', 'lr', 'grad_norm', 'tokens_per_s', 'step_time_s',
-               'mfu', 'comm_s', 'comm_thread_s', 'comm_bytes'];
+               'mfu', 'peak_rss_mb', 'comm_share', 'comm_s', 'comm_thread_s', 'comm_bytes'];
 
 // runs[i]: {name, dir, config, config_flat, rows, offset, head, status, samples}
 const dash = {runs: [], charts: {}, polls: 0};
@@ -76,8 +76,13 @@ async function loadRuns() {
   drawDetails();
 }
 
+// A figure of one process: "rank1/comm_s" (as the trainer logs every process's
+// communication and memory) -> {rank: 1, name: "comm_s"}.
+const RANK_KEY = /^rank(\d+)\/(.+)$/;
+
 // Series of one chart: [{label, color, points: Map(step -> value)}]. A number is one
-// series per run; an array (a figure per process) is one series per rank.
+// series per run; a figure per process (rank<r>/<name> keys, or an array) goes to the
+// chart "<name> by rank", one series per run and rank.
 function collectSeries() {
   const charts = {};
   const add = (key, label, color, step, v) => {
@@ -90,9 +95,13 @@ function collectSeries() {
     for (const row of run.rows) {
       for (const [k, v] of Object.entries(row)) {
         if (NOT_CHARTED.has(k)) continue;
-        if (typeof v === 'number') add(k, run.name, COLORS[i % COLORS.length], row.step, v);
+        const m = RANK_KEY.exec(k);
+        if (m && typeof v === 'number')
+          add(`${m[2]} by rank`, `${run.name} rank ${m[1]}`,
+              COLORS[(i + 3 * Number(m[1])) % COLORS.length], row.step, v);
+        else if (typeof v === 'number') add(k, run.name, COLORS[i % COLORS.length], row.step, v);
         else if (Array.isArray(v))
-          v.forEach((x, rank) => add(k, `${run.name} rank ${rank}`,
+          v.forEach((x, rank) => add(`${k} by rank`, `${run.name} rank ${rank}`,
                                      COLORS[(i + 3 * rank) % COLORS.length], row.step, x));
       }
     }
@@ -176,8 +185,8 @@ function drawRuns() {
     const stepText = `${s.step ?? 0} / ${s.total > 0 ? s.total : '?'}`;
     const loss = latest(run, 'loss'), evalRow = latest(run, 'eval_loss');
     const comm = latest(run, 'comm_s');
-    const commText = comm && comm.step_time_s > 0
-        ? `${(100 * comm.comm_s / comm.step_time_s).toFixed(1)}% blocked` : '–';
+    const share = comm && (comm.comm_share ?? (comm.step_time_s > 0 ? comm.comm_s / comm.step_time_s : null));
+    const commText = share != null ? `${(100 * share).toFixed(1)}% blocked` : '–';
     const diff = [...differs].map(k => `${k}=${(run.config_flat || {})[k] ?? '–'}`).join('  ');
     const ago = s.updated_s_ago >= 0 ? ` (updated ${fmtDuration(s.updated_s_ago)} ago)` : '';
     return el('tr', {id: `run-${i}`},
@@ -195,16 +204,24 @@ function drawRuns() {
   document.querySelector('#runs tbody').replaceChildren(...rows);
 }
 
-// Per-process figures of the newest step: arrays in the metrics, one column per rank.
+// Per-process figures of the newest step that has them (rank<r>/<name> keys or arrays):
+// one row per figure, one column per rank.
 function perRankTable(run) {
-  const row = run.rows.length ? run.rows[run.rows.length - 1] : null;
-  const keys = row ? Object.keys(row).filter(k => Array.isArray(row[k])) : [];
-  if (!keys.length) return null;
-  const ranks = Math.max(...keys.map(k => row[k].length));
+  let row = null;
+  for (let i = run.rows.length - 1; i >= 0 && !row; --i)
+    if (Object.entries(run.rows[i]).some(([k, v]) => RANK_KEY.test(k) || Array.isArray(v))) row = run.rows[i];
+  if (!row) return null;
+  const table = {};  // name -> [value per rank]
+  for (const [k, v] of Object.entries(row)) {
+    const m = RANK_KEY.exec(k);
+    if (m) (table[m[2]] ||= [])[Number(m[1])] = v;
+    else if (Array.isArray(v)) table[k] = v;
+  }
+  const ranks = Math.max(...Object.values(table).map(v => v.length));
   const head = el('tr', {}, el('th', {}, `step ${row.step}`),
                   ...[...Array(ranks).keys()].map(r => el('th', {}, `rank ${r}`)));
-  return el('table', {}, head,
-            ...keys.map(k => el('tr', {}, el('td', {}, k), ...row[k].map(v => el('td', {class: 'num'}, fmtNum(v))))));
+  return el('table', {}, head, ...Object.entries(table).map(([k, vals]) => el(
+      'tr', {}, el('td', {}, k), ...[...Array(ranks).keys()].map(r => el('td', {class: 'num'}, fmtNum(vals[r]))))));
 }
 
 function samplesView(run) {
@@ -264,7 +281,7 @@ async function poll() {
       if (p.rows.length) {
         run.rows = run.rows.concat(p.rows);
         changed = true;
-        ranksChanged ||= p.rows.some(r => Object.values(r).some(Array.isArray));
+        ranksChanged ||= p.rows.some(r => Object.entries(r).some(([k, v]) => RANK_KEY.test(k) || Array.isArray(v)));
       }
       if (run.status.config_mtime_ns !== undefined && run.status.config_mtime_ns !== p.status.config_mtime_ns)
         configChanged = true;
