@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   add(lathe::cli::add_launch);
   add(lathe::cli::add_job);
   add(lathe::cli::add_dashboard);
+  add(lathe::cli::add_serve);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -19,6 +19,7 @@ Action add_plan(CLI::App& app);
 Action add_launch(CLI::App& app);
 Action add_job(CLI::App& app);
 Action add_dashboard(CLI::App& app);
+Action add_serve(CLI::App& app);
 
 // What `lathe --version` prints: version, commit, CPU kernels and backends found.
 std::string version_text();

@@ -1,5 +1,9 @@
 #include "generate/chat_prompt.h"
 
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "data/formats.h"
 #include "tokenizer/tokenizer.h"
@@ -25,6 +29,38 @@ std::vector<int32_t> chat_prompt_ids(const Tokenizer& tokenizer,
   Example ex = render_row(spec, row, *encoder, "the chat history");
   while (!ex.segments.empty() && ex.segments.back().loss) ex.segments.pop_back();
   return tokenize_example(ex, *encoder, /*train_on_prompt=*/false).input_ids;
+}
+
+std::string read_chat_template(const std::string& model_dir) {
+  const std::string path = model_dir + "/tokenizer_config.json";
+  if (!std::filesystem::exists(path)) return "";
+  std::ifstream in(path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(path, ": not valid JSON (", e.what(), ")");
+  }
+  if (!j.is_object() || !j.contains("chat_template")) return "";
+  const nlohmann::json& t = j["chat_template"];
+  if (t.is_string()) return t.get<std::string>();
+  if (t.is_array())
+    for (const auto& named : t)
+      if (named.is_object() && named.value("name", "") == "default" && named.contains("template") &&
+          named["template"].is_string())
+        return named["template"].get<std::string>();
+  return "";
+}
+
+std::string chat_template_mismatch(const Tokenizer& tokenizer, const std::string& chat_template) {
+  if (chat_template.empty()) return "";
+  const bool llama3 = tokenizer.find("<|start_header_id|>").has_value();
+  const char* marker = llama3 ? "<|start_header_id|>" : "[INST]";
+  if (chat_template.find(marker) != std::string::npos) return "";
+  return str_cat("this model's chat template (tokenizer_config.json) is not the ",
+                 llama3 ? "Llama 3 (<|start_header_id|>)" : "Llama 2 ([INST])",
+                 " format lathe renders for its vocabulary; render the prompt yourself and use "
+                 "/v1/completions");
 }
 
 std::vector<int32_t> chat_stop_tokens(const Tokenizer& tokenizer) {

@@ -21,6 +21,14 @@ struct ChatMessage {
 std::vector<int32_t> chat_prompt_ids(const Tokenizer& tokenizer,
                                      const std::vector<ChatMessage>& messages);
 
+// Reads the model folder's chat template (tokenizer_config.json's "chat_template": a
+// string, or HF's list of named templates of which "default" is taken); "" when none.
+std::string read_chat_template(const std::string& model_dir);
+// Why chat_prompt_ids cannot stand for `chat_template` (a Jinja template lathe does not
+// execute): "" when the template is empty or is the family lathe renders for this
+// vocabulary (Llama 3 headers, Llama 2 [INST]); else a message naming both.
+std::string chat_template_mismatch(const Tokenizer& tokenizer, const std::string& chat_template);
+
 // The tokens that end a reply besides EOS: <|eot_id|> in a Llama 3 vocabulary.
 std::vector<int32_t> chat_stop_tokens(const Tokenizer& tokenizer);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "generate/lora_bank.h"
 
 namespace lathe {
 namespace {
@@ -12,8 +13,9 @@ namespace {
 constexpr int64_t kMaxRows = 512;
 }  // namespace
 
-Decoder::Decoder(LlamaModel& model, Backend& be, int64_t slots, int64_t capacity)
-    : model_(model), be_(be), cfg_(model.config()), cache_(be, cfg_, slots, capacity) {
+Decoder::Decoder(LlamaModel& model, Backend& be, int64_t slots, int64_t capacity,
+                 const LoraBank* bank)
+    : model_(model), be_(be), bank_(bank), cfg_(model.config()), cache_(be, cfg_, slots, capacity) {
   const std::vector<float> t = rope_table(cfg_, capacity);
   rope_ = DeviceBuffer<float>(be_, t.size());
   be_.copy(rope_.get(), t.data(), t.size() * sizeof(float));
@@ -52,7 +54,13 @@ void Decoder::ensure(int64_t rows, int64_t logit_rows) {
 // One block on x_ in place, the op order of LlamaModel::layer_forward: rmsnorm → qkv →
 // rope → attention (through the cache) → o_proj + residual → rmsnorm → gate|up → SwiGLU →
 // down + residual.
-void Decoder::layer(int64_t l, int64_t M) {
+void Decoder::linear(int64_t l, Linear which, float* y, const float* x, int64_t M, float beta,
+                     const int32_t* adapter) {
+  model_.linear_forward(l, which, y, x, M, beta);
+  if (bank_ && adapter) bank_->apply(l, which, x, y, M, adapter);
+}
+
+void Decoder::layer(int64_t l, int64_t M, const int32_t* adapter) {
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads, D = cfg_.head_dim;
   const int64_t S = (H + 2 * KV) * D;
@@ -61,7 +69,7 @@ void Decoder::layer(int64_t l, int64_t M) {
 
   be_.rmsnorm_forward(xn_.get(), rstd_.get(), x_.get(), w.ln1, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
-  model_.linear_forward(l, Linear::QKV, qkv_.get(), xn_.get(), M, 0.0f);
+  linear(l, Linear::QKV, qkv_.get(), xn_.get(), M, 0.0f, adapter);
   be_.rope_forward(qkv_.get(), pos_.get(), rope_.get(), M, H + KV, D, S, false);
   AttentionDecodeArgs a;
   a.M = M, a.H = H, a.KV = KV, a.D = D;
@@ -69,18 +77,19 @@ void Decoder::layer(int64_t l, int64_t M) {
   a.slot = slot_.get(), a.pos = pos_.get();
   be_.attention_decode(att_.get(), qkv_.get(), cache_.k(l), cache_.v(l), a);
   maybe_round(att_.get(), size_t(M * H * D));
-  model_.linear_forward(l, Linear::O, x_.get(), att_.get(), M, 1.0f);
+  linear(l, Linear::O, x_.get(), att_.get(), M, 1.0f, adapter);
 
   be_.rmsnorm_forward(xn_.get(), rstd_.get(), x_.get(), w.ln2, M, C, eps);
   maybe_round(xn_.get(), size_t(M * C));
-  model_.linear_forward(l, Linear::GateUp, gu_.get(), xn_.get(), M, 0.0f);
+  linear(l, Linear::GateUp, gu_.get(), xn_.get(), M, 0.0f, adapter);
   be_.swiglu_forward(h_.get(), gu_.get(), M, I);
   maybe_round(h_.get(), size_t(M * I));
-  model_.linear_forward(l, Linear::Down, x_.get(), h_.get(), M, 1.0f);
+  linear(l, Linear::Down, x_.get(), h_.get(), M, 1.0f, adapter);
 }
 
 void Decoder::forward(const int32_t* ids, const int32_t* slot, const int32_t* pos, int64_t M,
-                      const std::vector<int64_t>& logit_rows, float* logits) {
+                      const std::vector<int64_t>& logit_rows, float* logits,
+                      const int32_t* adapter) {
   const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, L = cfg_.num_hidden_layers;
   for (int64_t m = 0; m < M; ++m) {
     LATHE_CHECK(ids[m] >= 0 && ids[m] < V, "token id ", ids[m],
@@ -101,7 +110,7 @@ void Decoder::forward(const int32_t* ids, const int32_t* slot, const int32_t* po
     be_.copy(slot_.get(), slot + r0, size_t(n) * sizeof(int32_t));
     be_.copy(pos_.get(), pos + r0, size_t(n) * sizeof(int32_t));
     be_.embedding_forward(x_.get(), ids_.get(), head.embed, n, C);
-    for (int64_t l = 0; l < L; ++l) layer(l, n);
+    for (int64_t l = 0; l < L; ++l) layer(l, n, adapter ? adapter + r0 : nullptr);
     if (wanted.empty()) continue;
 
     // Final norm and lm_head for the wanted rows only: a prompt needs one row of logits,

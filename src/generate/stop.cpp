@@ -44,14 +44,19 @@ TextStream::TextStream(const Tokenizer& tokenizer, std::vector<int32_t> prompt,
     : tok_(tokenizer), stops_(std::move(stops)), prompt_(std::move(prompt)) {}
 
 std::string TextStream::push(int32_t token) {
+  if (stopped_) return "";
   tokens_.push_back(token);
   std::string text = completion_text(tok_, prompt_, tokens_);
   size_t safe = text.size();
   const size_t stop = find_stop_string(text, stops_);
   if (stop != std::string::npos) {
     safe = stop;
+    text.resize(stop);
+    stopped_ = true;
   } else {
-    // A trailing U+FFFD may be the first bytes of a character the next token completes.
+    // A trailing U+FFFD may be the first bytes of a character the next token completes:
+    // byte-fallback tokens (<0xE4><0xBD><0xA0>) and byte-level ones split characters, and
+    // decoding shows the incomplete bytes as U+FFFD until the last one arrives.
     while (safe >= kReplacement.size() &&
            std::string_view(text).substr(safe - kReplacement.size(), kReplacement.size()) ==
                kReplacement)
@@ -66,8 +71,9 @@ std::string TextStream::push(int32_t token) {
         }
     safe -= hold;
   }
+  text_ = std::move(text);
   if (safe <= printed_) return "";
-  std::string out = text.substr(printed_, safe - printed_);
+  std::string out = text_.substr(printed_, safe - printed_);
   printed_ = safe;
   return out;
 }

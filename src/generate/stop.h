@@ -33,12 +33,22 @@ class TextStream {
   std::string push(int32_t token);
   // The rest of `final_text` (the completion's text) not printed yet.
   std::string finish(const std::string& final_text);
+  // The rest of text() not printed yet, once no token will follow.
+  std::string finish() { return finish(text_); }
+
+  // Whether a stop string has appeared: the output ends with the last token pushed.
+  bool stopped() const { return stopped_; }
+  // The completion's text so far, cut before the first stop string.
+  const std::string& text() const { return text_; }
+  const std::vector<int32_t>& tokens() const { return tokens_; }
 
  private:
   const Tokenizer& tok_;
   std::vector<std::string> stops_;
   std::vector<int32_t> prompt_, tokens_;
+  std::string text_;
   size_t printed_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace lathe

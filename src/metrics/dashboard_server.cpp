@@ -46,8 +46,26 @@ void send_asset(httplib::Response& res, const unsigned char* data, size_t size, 
   res.set_content(reinterpret_cast<const char*>(data), size, type);
 }
 
+void check_run_dir(const std::string& dir) {
+  std::error_code ec;
+  LATHE_CHECK(fs::exists(dir, ec), "run folder ", dir, " does not exist");
+  LATHE_CHECK(fs::is_directory(dir, ec), dir, " is not a folder: give a run folder (output.dir)");
+  if (fs::exists(fs::path(dir) / "metrics.jsonl", ec) ||
+      fs::exists(fs::path(dir) / "config.yaml", ec))
+    return;
+  // A folder of runs given for a run: name the runs in it. An empty folder is a run that
+  // has not started yet, and is watched.
+  std::string runs;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (fs::exists(e.path() / "metrics.jsonl", ec)) runs += " " + e.path().string();
+  LATHE_CHECK(runs.empty(), dir,
+              " holds no run (no metrics.jsonl or config.yaml) but run folders:", runs);
+}
+
+}  // namespace
+
 // Why host:port cannot be bound, from the kernel: httplib only reports that it failed.
-std::string bind_error(const std::string& host, int port) {
+std::string http_bind_error(const std::string& host, int port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -67,24 +85,6 @@ std::string bind_error(const std::string& host, int port) {
   ::freeaddrinfo(res);
   return why;
 }
-
-void check_run_dir(const std::string& dir) {
-  std::error_code ec;
-  LATHE_CHECK(fs::exists(dir, ec), "run folder ", dir, " does not exist");
-  LATHE_CHECK(fs::is_directory(dir, ec), dir, " is not a folder: give a run folder (output.dir)");
-  if (fs::exists(fs::path(dir) / "metrics.jsonl", ec) ||
-      fs::exists(fs::path(dir) / "config.yaml", ec))
-    return;
-  // A folder of runs given for a run: name the runs in it. An empty folder is a run that
-  // has not started yet, and is watched.
-  std::string runs;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (fs::exists(e.path() / "metrics.jsonl", ec)) runs += " " + e.path().string();
-  LATHE_CHECK(runs.empty(), dir,
-              " holds no run (no metrics.jsonl or config.yaml) but run folders:", runs);
-}
-
-}  // namespace
 
 std::vector<std::string> run_display_names(const std::vector<std::string>& dirs) {
   std::vector<std::vector<std::string>> parts;
@@ -211,10 +211,10 @@ DashboardServer::DashboardServer(DashboardOptions options) : impl_(std::make_uni
   if (m.opt.port == 0) {
     m.port = s.bind_to_any_port(m.opt.host);
     LATHE_CHECK(m.port > 0, "cannot serve the dashboard on ", m.opt.host, ": ",
-                bind_error(m.opt.host, 0));
+                http_bind_error(m.opt.host, 0));
   } else {
     LATHE_CHECK(s.bind_to_port(m.opt.host, m.opt.port), "cannot serve the dashboard on ", where,
-                ": ", bind_error(m.opt.host, m.opt.port), "; choose another port with ",
+                ": ", http_bind_error(m.opt.host, m.opt.port), "; choose another port with ",
                 m.opt.port_option);
     m.port = m.opt.port;
   }

@@ -53,6 +53,10 @@ class DashboardServer {
 std::unique_ptr<DashboardServer> serve_run_dashboard(const std::string& run_dir, int port,
                                                      int64_t total_steps);
 
+// Why host:port cannot be bound, asked of the kernel (httplib only reports that binding
+// failed): "the port is in use by another program", the resolver's message, ...
+std::string http_bind_error(const std::string& host, int port);
+
 // The names the page gives the runs: each folder's name, or as many trailing path parts as
 // tell them apart ("a/run1", "b/run1").
 std::vector<std::string> run_display_names(const std::vector<std::string>& dirs);

@@ -387,6 +387,19 @@ std::string Tokenizer::piece(int32_t id) const {
   return tokens_[size_t(id)];
 }
 
+const std::string& Tokenizer::token_bytes(int32_t id) const {
+  LATHE_CHECK(id >= 0 && id < vocab_size(), "token id ", id, " is outside 0..", vocab_size() - 1);
+  if (byte_value_[size_t(id)] >= 0) {
+    static const std::array<std::string, 256> bytes = [] {
+      std::array<std::string, 256> b;
+      for (int i = 0; i < 256; ++i) b[size_t(i)] = std::string(1, char(i));
+      return b;
+    }();
+    return bytes[size_t(byte_value_[size_t(id)])];
+  }
+  return decoded_[size_t(id)];
+}
+
 bool Tokenizer::is_special(int32_t id) const {
   return id >= 0 && id < vocab_size() && special_[size_t(id)];
 }

@@ -38,6 +38,10 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
   // The token as HF's convert_ids_to_tokens writes it ("▁the", "Ġthe", "<0x0A>", "<s>").
   std::string piece(int32_t id) const;
+  // The bytes the token adds to decoded text: "▁the" -> " the", <0xE4> -> one byte 0xE4,
+  // a byte-level token's raw bytes, an added token's content. May be part of a UTF-8
+  // character (what OpenAI's logprobs call a token's "bytes").
+  const std::string& token_bytes(int32_t id) const;
   // Exact token string (as piece() writes it, or an added token's content) -> id.
   std::optional<int32_t> find(std::string_view token) const;
   bool is_special(int32_t id) const;

@@ -25,7 +25,8 @@ layer_of() {
     dist/*) echo 6 ;;
     generate/*) echo 7 ;;
     eval/*) echo 8 ;;
-    train/*) echo 9 ;;
+    # The server and the trainer are siblings: each knows generation, neither the other.
+    train/* | serve/*) echo 9 ;;
     cli/*) echo 10 ;;
     *) echo unknown ;;
   esac
