@@ -161,7 +161,8 @@ void Scheduler::loop() {
   while (true) {
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return stop_ || !inbox_.empty() || !running_.empty(); });
+      cv_.wait(lk,
+               [&] { return stop_ || !inbox_.empty() || !running_.empty() || !waiting_.empty(); });
       if (stop_) return;
       while (!inbox_.empty()) {
         waiting_.push_back(std::move(inbox_.front()));
