@@ -171,7 +171,7 @@ json parse_json_body(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax, invalid UTF-8, a number out of range
     throw ApiError(400, str_cat("the request body is not valid JSON: ", e.what()));
   }
   if (!j.is_object())

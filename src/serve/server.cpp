@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -29,6 +30,13 @@ bool same_key(const std::string& a, const std::string& b) {
   for (size_t i = 0; i < std::max(a.size(), b.size()); ++i)
     diff |= uint8_t(i < a.size() ? a[i] : 0) ^ uint8_t(i < b.size() ? b[i] : 0);
   return diff == 0;
+}
+
+void refuse_unknown_fields(const json& body, std::initializer_list<const char*> known) {
+  for (const auto& [key, v] : body.items())
+    if (std::find_if(known.begin(), known.end(), [&](const char* k) { return key == k; }) ==
+        known.end())
+      throw bad_field(key, str_cat("unrecognized request argument: ", key));
 }
 
 // The endpoints metrics are kept for; anything else counts as "other" (bounded labels).
@@ -191,6 +199,8 @@ void ApiServer::Impl::routes() {
   s.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     auto m = ready_model();
     const json body = parse_json_body(req.body);
+    refuse_unknown_fields(
+        body, {"prompt", "add_special_tokens", "messages", "add_generation_prompt", "model"});
     std::vector<int32_t> ids;
     if (body.contains("messages")) {
       const ChatRequest chat = parse_chat_request({{"messages", body["messages"]}}, opt.limits);
@@ -221,6 +231,7 @@ void ApiServer::Impl::routes() {
   s.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     auto m = ready_model();
     const json body = parse_json_body(req.body);
+    refuse_unknown_fields(body, {"tokens", "model"});
     if (!body.contains("tokens")) throw bad_field("tokens", "tokens is missing");
     const std::vector<int32_t> ids =
         parse_token_list(body["tokens"], "tokens", m->tokenizer->vocab_size());

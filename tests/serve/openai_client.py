@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "reference"))
 from llama_ref import LORA, Llama, load_safetensors, save_safetensors  # noqa: E402
 
 KEY = "test-key-123"
+M = "stories260K"  # the served model's id: its folder's name
 results = []
 
 
@@ -157,19 +158,21 @@ def _():
 
 @check("greedy output does not depend on batching")
 def _():
-    one_by_one = [client.completions.create(prompt=p, max_tokens=60, temperature=0).choices[0].text
-                  for p in PROMPTS * 2]
-    with cf.ThreadPoolExecutor(len(PROMPTS) * 2) as ex:
+    # 6 at once: the server's 4 slots and 2 queue places.
+    prompts = PROMPTS + ["Once", "The sun was"]
+    one_by_one = [client.completions.create(model=M, prompt=p, max_tokens=60, temperature=0).choices[0].text
+                  for p in prompts]
+    with cf.ThreadPoolExecutor(len(prompts)) as ex:
         together = list(ex.map(lambda p: client.completions.create(
-            prompt=p, max_tokens=60, temperature=0).choices[0].text, PROMPTS * 2))
+            model=M, prompt=p, max_tokens=60, temperature=0).choices[0].text, prompts))
     assert together == one_by_one, (together, one_by_one)
     # One request with several prompts is batched as well.
-    r = client.completions.create(prompt=PROMPTS, max_tokens=60, temperature=0)
+    r = client.completions.create(model=M, prompt=PROMPTS, max_tokens=60, temperature=0)
     assert [c.text for c in sorted(r.choices, key=lambda c: c.index)] == one_by_one[:len(PROMPTS)]
 
 
 def streamed(**kw):
-    chunks = list(client.completions.create(stream=True, **kw))
+    chunks = list(client.completions.create(model=M, stream=True, **kw))
     texts, reasons = {}, {}
     for c in chunks:
         for ch in c.choices:
@@ -184,14 +187,14 @@ def _():
     for kw in [dict(prompt="Once upon a time", max_tokens=50, temperature=0),
                dict(prompt="The little dog", max_tokens=50, temperature=0.9, top_p=0.95, seed=7, n=2),
                dict(prompt="Lily", max_tokens=50, temperature=0, stop=[" the", "."])]:
-        whole = client.completions.create(**kw)
+        whole = client.completions.create(model=M, **kw)
         texts, reasons, _ = streamed(**kw)
         for c in whole.choices:
             assert texts[c.index] == c.text, (kw, texts[c.index], c.text)
             assert reasons[c.index] == c.finish_reason, (reasons, c.finish_reason)
     # A stop string ends the text before it.
-    r = client.completions.create(prompt="Lily", max_tokens=50, temperature=0, stop=["."])
-    full = client.completions.create(prompt="Lily", max_tokens=50, temperature=0).choices[0].text
+    r = client.completions.create(model=M, prompt="Lily", max_tokens=50, temperature=0, stop=["."])
+    full = client.completions.create(model=M, prompt="Lily", max_tokens=50, temperature=0).choices[0].text
     assert r.choices[0].finish_reason == "stop" and full.startswith(r.choices[0].text + "."), \
         (r.choices[0].text, full)
     # stream_options.include_usage: a last chunk with the usage and no choices.
@@ -203,8 +206,8 @@ def _():
 @check("seeded sampling is reproducible")
 def _():
     kw = dict(prompt="Once upon a time", max_tokens=30, temperature=1.0, seed=42, n=3)
-    a = [c.text for c in client.completions.create(**kw).choices]
-    b = [c.text for c in client.completions.create(**kw).choices]
+    a = [c.text for c in client.completions.create(model=M, **kw).choices]
+    b = [c.text for c in client.completions.create(model=M, **kw).choices]
     assert a == b and len(set(a)) > 1, a
 
 
@@ -226,7 +229,7 @@ def _():
     want = reference_logprobs(ids)
     # As lm-eval's local-completions asks: token ids, echo, max_tokens 0 (and 1), logprobs.
     for max_tokens in (0, 1):
-        r = client.completions.create(prompt=ids, max_tokens=max_tokens, echo=True, logprobs=1,
+        r = client.completions.create(model=M, prompt=ids, max_tokens=max_tokens, echo=True, logprobs=1,
                                       temperature=0)
         lp = r.choices[0].logprobs
         assert len(lp.tokens) == len(ids) + max_tokens, (len(lp.tokens), len(ids))
@@ -249,7 +252,7 @@ def _():
     assert len(c.logprobs.content) == r.usage.completion_tokens
     assert all(len(e.top_logprobs) == 2 for e in c.logprobs.content)
     text, role, reason = "", None, None
-    for chunk in client.chat.completions.create(messages=msgs, max_tokens=30, temperature=0,
+    for chunk in client.chat.completions.create(model=M, messages=msgs, max_tokens=30, temperature=0,
                                                 stream=True):
         d = chunk.choices[0].delta
         role = role or d.role
@@ -278,7 +281,7 @@ def _():
         assert status == 400 and err["param"] == param, (kw, status, err)
         assert err["type"] == "invalid_request_error" and err["message"], err
     status, err = error_of(lambda: client.chat.completions.create(
-        model="stories260K", messages=[{"role": "robot", "content": "x"}]))
+        model=M, messages=[{"role": "robot", "content": "x"}]))
     assert status == 400 and err["param"] == "messages[0].role", err
     status, err = error_of(lambda: client.completions.create(model="gpt-9", prompt="x"))
     assert status == 404 and err["param"] == "model" and err["code"] == "model_not_found", err
@@ -286,7 +289,7 @@ def _():
 
 @check("a missing or wrong API key gets 401; /health stays open")
 def _():
-    status, err = error_of(lambda: srv.client("wrong").completions.create(prompt="x", max_tokens=1))
+    status, err = error_of(lambda: srv.client("wrong").completions.create(model=M, prompt="x", max_tokens=1))
     assert status == 401 and err["code"] == "invalid_api_key", err
     status, _, body = srv.raw("/v1/models", key=None)
     assert status == 401 and body["error"]["code"] == "invalid_api_key", body
@@ -305,7 +308,7 @@ def _():
     def one(_):
         try:
             r = client.with_options(max_retries=0).completions.with_raw_response.create(
-                prompt="Once", max_tokens=200, temperature=0, extra_body={"ignore_eos": True})
+                model=M, prompt="Once", max_tokens=200, temperature=0, extra_body={"ignore_eos": True})
             return 200, r.parse().usage.completion_tokens, None
         except openai.RateLimitError as e:
             return 429, 0, e.response.headers.get("retry-after")
@@ -407,7 +410,7 @@ def _():
 
     def run():
         n = 0
-        for chunk in c.completions.create(prompt="Once", max_tokens=300, temperature=0,
+        for chunk in c.completions.create(model=M, prompt="Once", max_tokens=300, temperature=0,
                                           stream=True, extra_body={"ignore_eos": True}):
             n += len(chunk.choices)
             got["reason"] = chunk.choices[0].finish_reason or got.get("reason")
