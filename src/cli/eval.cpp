@@ -1,6 +1,7 @@
-// lathe eval CONFIG [overrides] --metrics loss,ppl,rouge,bleu,exact_match: evaluate the
-// model of a config (model.path, plus peft.adapter for a LoRA adapter) on its eval rows
+// lathe eval CONFIG [overrides] --metrics loss,ppl,rouge,bleu,exact_match,choice_accuracy: evaluate
+// the model of a config (model.path, plus peft.adapter for a LoRA adapter) on its eval rows
 // (data.eval, or the data.test_split share of data.train, or --data).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "backend/select.h"
 #include "cli/verbs.h"
 #include "core/error.h"
+#include "eval/choice_scoring.h"
 #include "eval/evaluator.h"
 #include "tokenizer/tokenizer.h"
 #include "train/config.h"
@@ -53,9 +55,16 @@ int run_eval(const EvalOptions& o) {
   std::fprintf(stderr, "device: %s\n", be->description().c_str());
   const LlamaConfig mc = llama_config_from_json_file(cfg.model.path + "/config.json");
   std::unique_ptr<Tokenizer> tok = Tokenizer::load(cfg.model.path);
+  // choice_accuracy reads the rows as text (prompt, choices, answer), not as training rows.
+  const auto choice =
+      std::find(cfg.eval.metrics.begin(), cfg.eval.metrics.end(), "choice_accuracy");
+  const bool choices = choice != cfg.eval.metrics.end();
+  if (choices) cfg.eval.metrics.erase(choice);
   std::vector<TokenRow> rows;
   std::string source;
-  if (!o.data.empty()) {
+  if (cfg.eval.metrics.empty()) {
+    source = !o.data.empty() ? o.data : cfg.data.eval;
+  } else if (!o.data.empty()) {
     rows = load_rows(cfg, o.data, mc.vocab_size, tok.get()).rows, source = o.data;
   } else if (!cfg.data.eval.empty()) {
     rows = load_rows(cfg, cfg.data.eval, mc.vocab_size, tok.get()).rows, source = cfg.data.eval;
@@ -76,7 +85,17 @@ int run_eval(const EvalOptions& o) {
   es.pad_to_max = cfg.data.padding == "max_length";
   es.max_samples = cfg.eval.max_samples;
   es.max_new_tokens = cfg.eval.max_new_tokens;
-  const EvalReport r = evaluate(*model, *be, tok.get(), rows, es);
+  EvalReport r;
+  if (!es.metrics.empty()) r = evaluate(*model, *be, tok.get(), rows, es);
+  std::vector<ChoiceItem> items;
+  std::vector<ChoiceResult> scored;
+  if (choices) {
+    LATHE_CHECK(!source.empty() && (!o.data.empty() || !cfg.data.eval.empty()),
+                "choice_accuracy reads a file of rows: pass --data or set data.eval");
+    items = load_choice_items(cfg, source, *tok, cfg.eval.max_samples);
+    scored = score_choices(*model, *tok, items);
+    r.metrics["choice_accuracy"] = choice_accuracy(items, scored);
+  }
 
   if (!o.samples.empty()) {
     // RUN/samples/NAME.jsonl is where `lathe dashboard RUN` finds them: make the folder.
@@ -85,12 +104,25 @@ int run_eval(const EvalOptions& o) {
     std::ofstream f(o.samples);
     LATHE_CHECK(f, "cannot write ", o.samples);
     for (const EvalSample& s : r.samples)
-      f << nlohmann::json{{"prompt", s.prompt}, {"reference", s.reference}, {"prediction", s.prediction}}
+      f << nlohmann::json{{"prompt", s.prompt},
+                          {"reference", s.reference},
+                          {"prediction", s.prediction}}
+               .dump()
+        << "\n";
+    for (size_t i = 0; i < items.size(); ++i)
+      f << nlohmann::json{{"prompt", items[i].prompt},
+                          {"choices", items[i].choices},
+                          {"reference", items[i].choices[size_t(items[i].gold)]},
+                          {"prediction", items[i].choices[size_t(scored[i].chosen)]},
+                          {"logprobs", scored[i].logprobs}}
                .dump()
         << "\n";
   }
-  nlohmann::json j = {{"model", cfg.model.path}, {"data", source}, {"rows", rows.size()},
+  nlohmann::json j = {{"model", cfg.model.path},
+                      {"data", source},
+                      {"rows", rows.size()},
                       {"generated_rows", r.samples.size()}};
+  if (choices) j["choice_rows"] = items.size();
   if (!cfg.peft.adapter.empty()) j["adapter"] = cfg.peft.adapter;
   for (const auto& [k, v] : r.metrics) j[k] = v;
   std::fprintf(stderr, "eval: %zu rows (loss %.1fs), %zu generated (%lld tokens, %.1fs)\n",
@@ -109,8 +141,10 @@ Action add_eval(CLI::App& app) {
   cmd->add_option("config", o->config, "YAML config (model.path, data.*, peft.adapter, eval.*)")
       ->required();
   cmd->add_option("overrides", o->overrides, "section.key=value overrides");
-  cmd->add_option("--metrics", o->metrics,
-                  "comma-separated: loss,ppl,rouge,bleu,exact_match (default: eval.metrics)");
+  cmd->add_option(
+      "--metrics", o->metrics,
+      "comma-separated: loss,ppl,rouge,bleu,exact_match, and choice_accuracy (multiple choice "
+      "by log-likelihood; --data or data.eval rows) (default: eval.metrics)");
   cmd->add_option("--data", o->data, "jsonl to evaluate on instead of data.eval");
   cmd->add_option("--device", o->device,
                   "cpu, cuda or auto; overrides train.device (default: the config's, auto)");

@@ -80,6 +80,11 @@ bool ChoiceStream::apply(SeqUpdate u) {
   }
   for (const TokenLogprob& t : u.tokens) {
     const int64_t offset = echo_chars_ + utf8_chars(stream_.text());
+    if (t.ends) {  // the EOS / stop token: listed with its log-probability, no text
+      if (opt_.logprobs) entries_.push_back(entry(t.id, t.logprob, t.top, offset));
+      ++end_tokens_;
+      continue;
+    }
     add_text(stream_.push(t.id));
     if (opt_.logprobs) entries_.push_back(entry(t.id, t.logprob, t.top, offset));
     if (stream_.stopped()) {

@@ -50,7 +50,8 @@ class ChoiceStream {
   bool finished() const { return finished_; }
   const std::string& finish_reason() const { return finish_reason_; }  // "stop" | "length"
   const std::string& error() const { return error_; }
-  int64_t completion_tokens() const { return int64_t(stream_.tokens().size()); }
+  // Generated tokens, the EOS or stop token that ended them included (OpenAI's count).
+  int64_t completion_tokens() const { return int64_t(stream_.tokens().size()) + end_tokens_; }
   int64_t prompt_tokens() const { return int64_t(prompt_.size()); }
 
  private:
@@ -68,6 +69,7 @@ class ChoiceStream {
   int64_t echo_chars_ = 0;
   bool started_ = false;  // strip_leading: a non-space character was sent
   bool echo_sent_ = false;
+  int64_t end_tokens_ = 0;
   bool finished_ = false;
   std::string finish_reason_, error_;
 };

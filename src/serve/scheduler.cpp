@@ -325,6 +325,11 @@ void Scheduler::sample_into(Seq& s, float* z) {
     return std::find(v.begin(), v.end(), t) != v.end();
   };
   if ((!sp.ignore_eos && is(eos_)) || is(sp.stop_tokens)) {
+    if (sp.logprobs >= 0) {
+      TokenLogprob lp = token_logprob(raw.data(), V, t, sp.logprobs);
+      lp.ends = true;
+      s.handle->push_token(std::move(lp));
+    }
     end(s, "stop");
     return;
   }

@@ -34,6 +34,9 @@ struct TokenLogprob {
   int32_t id = -1;
   float logprob = 0;
   std::vector<std::pair<int32_t, float>> top;  // best first
+  // The EOS or stop token that ended the sequence: reported (with logprobs only) so that
+  // a request's tokens are all there, as OpenAI and vLLM list them, but not part of the text.
+  bool ends = false;
 };
 
 // One sequence to generate: a prompt (one choice of one request).

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "data/sampler.h"
 #include "data/token_cache.h"
+#include "eval/answer_match.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -38,15 +39,15 @@ DataSpec spec_for(const Config& cfg, const std::string& path, int64_t vocab_size
 uint64_t cache_key(const DataSpec& s, const std::string& model_path) {
   uint64_t h = hash_text("lathe-data-v1", kHashSeed);
   h = hash_file(s.path, h);
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                           "special_tokens_map.json"}) {
+  for (const char* name :
+       {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"}) {
     const fs::path p = fs::path(model_path) / name;
     h = hash_text(name, h);
     if (fs::exists(p)) h = hash_file(p.string(), h);
   }
-  for (const std::string& v : {s.format, std::to_string(s.seq_len), std::to_string(s.train_on_prompt),
-                               s.on_bad_row, s.too_long, s.prompt_template, s.response_field,
-                               s.response_template})
+  for (const std::string& v :
+       {s.format, std::to_string(s.seq_len), std::to_string(s.train_on_prompt), s.on_bad_row,
+        s.too_long, s.prompt_template, s.response_field, s.response_template})
     h = hash_text(v, h);
   for (const auto& [field, column] : s.field_map) h = hash_text(column, hash_text(field, h));
   return h;
@@ -65,8 +66,9 @@ DataStats stats_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json stats_to_json(const DataStats& s) {
-  return {{"rows", s.rows},           {"tokens", s.tokens},       {"targets", s.targets},
-          {"skipped_bad", s.skipped_bad}, {"truncated", s.truncated}, {"dropped", s.dropped},
+  return {{"rows", s.rows},           {"tokens", s.tokens},
+          {"targets", s.targets},     {"skipped_bad", s.skipped_bad},
+          {"truncated", s.truncated}, {"dropped", s.dropped},
           {"first_bad", s.first_bad}};
 }
 
@@ -81,7 +83,8 @@ LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_s
   if (spec.format == "input_ids") {
     out.rows = load_dataset(spec, nullptr, &out.stats);
   } else {
-    const std::string dir = cfg.data.cache_dir.empty() ? default_token_cache_dir() : cfg.data.cache_dir;
+    const std::string dir =
+        cfg.data.cache_dir.empty() ? default_token_cache_dir() : cfg.data.cache_dir;
     uint64_t key = cache_key(spec, cfg.model.path);
     // Added special tokens change how text is split, so they are part of the key.
     if (tokenizer)
@@ -126,6 +129,44 @@ std::vector<TokenRow> split_eval_rows(std::vector<TokenRow>& rows, double share,
   std::fprintf(stderr, "data.test_split=%g: %zu rows held out for eval, %zu for training\n", share,
                eval.size(), rows.size());
   return eval;
+}
+
+std::vector<ChoiceItem> load_choice_items(const Config& cfg, const std::string& path,
+                                          const Tokenizer& tokenizer, int64_t max_rows) {
+  const DataSpec spec = spec_for(cfg, path, tokenizer.vocab_size());
+  const auto encoder = make_tokenizer_encoder(tokenizer);
+  std::vector<ChoiceItem> items;
+  for (const Row& row : read_rows(path, spec.format)) {
+    if (max_rows > 0 && int64_t(items.size()) >= max_rows) break;
+    LATHE_CHECK(row.error.empty(), row.error);
+    const Example ex = render_row(spec, row, *encoder, path);
+    ChoiceItem item;
+    std::string response;
+    for (const Segment& s : ex.segments) (s.loss ? response : item.prompt) += s.text;
+    const nlohmann::json& f = row.fields;
+    if (f.is_object() && f.contains("choices")) {
+      LATHE_CHECK(f["choices"].is_array() && !f["choices"].empty(), path, ":", row.line,
+                  ": \"choices\" must be a non-empty list of texts");
+      for (const auto& c : f["choices"]) {
+        LATHE_CHECK(c.is_string(), path, ":", row.line, ": \"choices\" must hold texts");
+        item.choices.push_back(c.get<std::string>());
+      }
+    } else {
+      LATHE_CHECK(spec.format == "pubmedqa", path, ":", row.line,
+                  ": choice_accuracy needs a \"choices\" list in each row (or "
+                  "data.format=pubmedqa, whose choices are yes/no/maybe)");
+      item.choices = {"yes", "no", "maybe"};
+    }
+    const bool pubmed = spec.format == "pubmedqa" && !f.contains("choices");
+    for (size_t c = 0; c < item.choices.size(); ++c)
+      if (pubmed ? pubmedqa_label(response) == item.choices[c]
+                 : exact_match(item.choices[c], response))
+        item.gold = int(c);
+    LATHE_CHECK(item.gold >= 0, path, ":", row.line, ": the response \"", response,
+                "\" is none of the choices");
+    items.push_back(std::move(item));
+  }
+  return items;
 }
 
 }  // namespace lathe

@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 LATHE, SRC = sys.argv[1], sys.argv[2]
 MODEL = os.path.join(SRC, "examples", "stories260K")
 sys.path.insert(0, os.path.join(SRC, "tests", "reference"))
-from llama_ref import LORA, Llama, load_safetensors, save_safetensors  # noqa: E402
+from llama_ref import LORA, Llama, load_safetensors  # noqa: E402
 
 KEY = "test-key-123"
 M = "stories260K"  # the served model's id: its folder's name
@@ -357,6 +358,22 @@ def _():
         assert line.startswith("#") or re.match(r"^[a-z_]+(\{[^}]*\})? [-+0-9.e]+$", line), line
 
 
+def write_safetensors(path, tensors):
+    """F32 safetensors without numpy: lm-eval's dependencies bring numpy 2 into .venv/,
+    which Debian's torch 1.13 cannot convert to, so the bytes come from tolist()."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        data = struct.pack(f"<{t.numel()}f", *t.flatten().tolist())
+        header[name] = {"dtype": "F32", "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
 def write_adapter(folder, seed):
     """A PEFT adapter with random A and B (LORA targets of the reference), written in
     Python, independently of lathe."""
@@ -375,7 +392,7 @@ def write_adapter(folder, seed):
             tensors[p + ".lora_A.weight"] = 0.3 * torch.randn(LORA["r"], inp, generator=gen)
             tensors[p + ".lora_B.weight"] = 0.3 * torch.randn(out, LORA["r"], generator=gen)
     os.makedirs(folder, exist_ok=True)
-    save_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors)
+    write_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors)
     json.dump({"peft_type": "LORA", "r": LORA["r"], "lora_alpha": LORA["lora_alpha"],
                "lora_dropout": 0.0, "target_modules": LORA["targets"], "bias": "none"},
               open(os.path.join(folder, "adapter_config.json"), "w"))
