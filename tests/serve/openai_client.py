@@ -17,7 +17,7 @@ Prints one line per check and "N passed, M failed".
 """
 import concurrent.futures as cf
 import json
-import math
+import random
 import os
 import re
 import signal
@@ -32,13 +32,12 @@ import urllib.error
 import urllib.request
 
 import openai
-import torch
-import torch.nn.functional as F
 
 LATHE, SRC = sys.argv[1], sys.argv[2]
 MODEL = os.path.join(SRC, "examples", "stories260K")
-sys.path.insert(0, os.path.join(SRC, "tests", "reference"))
-from llama_ref import LORA, Llama, load_safetensors  # noqa: E402
+# The adapters' shape, as tests/reference/llama_ref.py's LoRA case.
+LORA = {"r": 4, "lora_alpha": 8.0,
+        "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
 
 KEY = "test-key-123"
 M = "stories260K"  # the served model's id: its folder's name
@@ -212,15 +211,29 @@ def _():
     assert a == b and len(set(a)) > 1, a
 
 
+REFERENCE = """
+import json, sys
+import torch
+import torch.nn.functional as F
+sys.path.insert(0, sys.argv[1] + "/tests/reference")
+from llama_ref import Llama, load_safetensors
+model_dir, ids = sys.argv[2], json.loads(sys.argv[3])
+model = Llama(json.load(open(model_dir + "/config.json")))
+model.load_state_dict(load_safetensors(model_dir + "/model.safetensors"))
+model = model.double().eval()
+with torch.no_grad():
+    lp = F.log_softmax(model(torch.tensor([ids]))[0], dim=-1)
+print(json.dumps([float(lp[t - 1, ids[t]]) for t in range(1, len(ids))]))
+"""
+
+
 def reference_logprobs(ids):
-    """log P(ids[t] | ids[:t]) for t >= 1 from the PyTorch reference Llama, in float64."""
-    cfg = json.load(open(os.path.join(MODEL, "config.json")))
-    model = Llama(cfg)
-    model.load_state_dict(load_safetensors(os.path.join(MODEL, "model.safetensors")))
-    model = model.double().eval()
-    with torch.no_grad():
-        lp = F.log_softmax(model(torch.tensor([ids]))[0], dim=-1)
-    return [float(lp[t - 1, ids[t]]) for t in range(1, len(ids))]
+    """log P(ids[t] | ids[:t]) for t >= 1 from the PyTorch reference Llama, in float64. Run
+    by Debian's python3 (its torch and numpy 1.x), not .venv/'s, where lm-eval's numpy 2
+    would make torch warn."""
+    out = subprocess.run(["/usr/bin/python3", "-c", REFERENCE, SRC, MODEL, json.dumps(ids)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
 
 
 @check("echo + logprobs: prompt log-probabilities equal the PyTorch reference")
@@ -359,12 +372,12 @@ def _():
 
 
 def write_safetensors(path, tensors):
-    """F32 safetensors without numpy: lm-eval's dependencies bring numpy 2 into .venv/,
-    which Debian's torch 1.13 cannot convert to, so the bytes come from tolist()."""
+    """F32 safetensors of {name: (shape, values)}, written by hand (the format is a JSON
+    header and raw little-endian data)."""
     header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = struct.pack(f"<{t.numel()}f", *t.flatten().tolist())
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
+    for name, (shape, values) in tensors.items():
+        data = struct.pack(f"<{len(values)}f", *values)
+        header[name] = {"dtype": "F32", "shape": list(shape),
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
@@ -375,9 +388,8 @@ def write_safetensors(path, tensors):
 
 
 def write_adapter(folder, seed):
-    """A PEFT adapter with random A and B (LORA targets of the reference), written in
-    Python, independently of lathe."""
-    gen = torch.Generator().manual_seed(seed)
+    """A PEFT adapter with random A and B, written in Python, independently of lathe."""
+    gen = random.Random(seed)
     cfg = json.load(open(os.path.join(MODEL, "config.json")))
     C, I = cfg["hidden_size"], cfg["intermediate_size"]
     H, KV, D = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
@@ -389,8 +401,8 @@ def write_adapter(folder, seed):
             parent = "mlp" if proj in ("gate_proj", "up_proj", "down_proj") else "self_attn"
             out, inp = shapes[proj]
             p = f"base_model.model.model.layers.{i}.{parent}.{proj}"
-            tensors[p + ".lora_A.weight"] = 0.3 * torch.randn(LORA["r"], inp, generator=gen)
-            tensors[p + ".lora_B.weight"] = 0.3 * torch.randn(out, LORA["r"], generator=gen)
+            tensors[p + ".lora_A.weight"] = ((LORA["r"], inp), [gen.gauss(0, 0.3) for _ in range(LORA["r"] * inp)])
+            tensors[p + ".lora_B.weight"] = ((out, LORA["r"]), [gen.gauss(0, 0.3) for _ in range(out * LORA["r"])])
     os.makedirs(folder, exist_ok=True)
     write_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors)
     json.dump({"peft_type": "LORA", "r": LORA["r"], "lora_alpha": LORA["lora_alpha"],
