@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# lathe serve under load on this machine (loopback only, bounded): bench/serve_load.py's N
+# streaming clients for S seconds, plus one client alone, on stories260K and on the 56M
+# bench shape (configs/bench/llama-56m.json, random weights from `lathe bench --save-model`,
+# the Llama 2 tokenizer of tests/data/tokenizer/llama2). Reports tokens/s, latency and
+# time-to-first-token p50/p99, batch-1 latency, errors and the server's peak RSS.
+#
+#   bash bench/serve_bench.sh [LATHE] [CLIENTS] [SECONDS]     (defaults: build/lathe 32 60)
+#
+# Side by side with llama.cpp's llama-server on the same model as an f16 GGUF, same threads
+# and load: runs when scripts/llama_cpp.sh (which builds llama-server) and
+# `lathe export --gguf` are present; otherwise it says so and measures lathe alone.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+lathe=${1:-$root/build/lathe}
+clients=${2:-32}
+seconds=${3:-60}
+threads=${LATHE_BENCH_THREADS:-$(nproc)}
+tmp=$(mktemp -d)
+server=
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+python=/usr/bin/python3
+
+# Waits for "ready at" (lathe) or a 200 from /health (llama-server); sets $url.
+wait_ready() { # log port
+  for _ in $(seq 1200); do
+    if curl -sf "http://127.0.0.1:$2/health" >/dev/null 2>&1; then
+      url="http://127.0.0.1:$2"
+      return 0
+    fi
+    kill -0 "$server" 2>/dev/null || { cat "$1"; exit 1; }
+    sleep 0.1
+  done
+  echo "server did not become ready" >&2
+  cat "$1"
+  exit 1
+}
+free_port() { $python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+run_lathe() { # label model_dir max_batch
+  local port
+  port=$(free_port)
+  "$lathe" serve --model "$2" --port "$port" --threads "$threads" --max-batch "$3" \
+    --max-queue 256 >"$tmp/serve.log" 2>&1 &
+  server=$!
+  wait_ready "$tmp/serve.log" "$port"
+  grep "ready at" "$tmp/serve.log"
+  $python "$root/bench/serve_load.py" --url "$url" --model "$(basename "$2")" --pid "$server" \
+    --clients "$clients" --seconds "$seconds" --label "$1" | tee -a "$tmp/results.jsonl"
+  kill -TERM "$server"
+  wait "$server"
+  server=
+}
+
+run_llama_server() { # label gguf parallel
+  local port
+  port=$(free_port)
+  "$llama_bin/llama-server" -m "$2" --host 127.0.0.1 --port "$port" -t "$threads" -np "$3" \
+    -c $((512 * $3)) >"$tmp/llama.log" 2>&1 &
+  server=$!
+  wait_ready "$tmp/llama.log" "$port"
+  $python "$root/bench/serve_load.py" --url "$url" --model "$(basename "$2")" --pid "$server" \
+    --clients "$clients" --seconds "$seconds" --label "$1" | tee -a "$tmp/results.jsonl"
+  kill -TERM "$server"
+  wait "$server" || true
+  server=
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $threads compute threads; $clients clients x $seconds s"
+stories="$root/examples/stories260K"
+m56="$tmp/llama-56m"
+"$lathe" bench --model-config "$root/configs/bench/llama-56m.json" --precision fp32 \
+  --save-model "$m56" >/dev/null 2>&1
+cp "$root"/tests/data/tokenizer/llama2/tokenizer* "$m56"/
+[ -f "$root/tests/data/tokenizer/llama2/special_tokens_map.json" ] &&
+  cp "$root/tests/data/tokenizer/llama2/special_tokens_map.json" "$m56"/
+
+run_lathe "lathe stories260K" "$stories" 32
+run_lathe "lathe llama-56m" "$m56" 32
+
+if [ -f "$root/scripts/llama_cpp.sh" ] && "$lathe" export --help 2>/dev/null | grep -q -- --gguf; then
+  llama_bin=$(bash "$root/scripts/llama_cpp.sh" | tail -1)
+  for m in "$stories" "$m56"; do
+    "$lathe" export --model "$m" --gguf "$tmp/$(basename "$m").gguf" --type f16 >/dev/null
+    run_llama_server "llama-server $(basename "$m") f16" "$tmp/$(basename "$m").gguf" 32
+  done
+else
+  echo "llama-server comparison: not run; it needs scripts/llama_cpp.sh and lathe export --gguf"
+fi
