@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "data/sampler.h"
 #include "data/token_cache.h"
 #include "eval/answer_match.h"
@@ -55,12 +56,16 @@ uint64_t cache_key(const DataSpec& s, const std::string& model_path) {
 
 DataStats stats_from_json(const nlohmann::json& j) {
   DataStats s;
-  s.rows = j.value("rows", 0);
-  s.tokens = j.value("tokens", 0);
-  s.targets = j.value("targets", 0);
-  s.skipped_bad = j.value("skipped_bad", 0);
-  s.truncated = j.value("truncated", 0);
-  s.dropped = j.value("dropped", 0);
+  // A count that is missing or not an integer reads as 0: these only feed the log line.
+  auto count = [&](const char* key) {
+    return json_integer<int64_t>(j.value(key, nlohmann::json(0))).value_or(0);
+  };
+  s.rows = count("rows");
+  s.tokens = count("tokens");
+  s.targets = count("targets");
+  s.skipped_bad = count("skipped_bad");
+  s.truncated = count("truncated");
+  s.dropped = count("dropped");
   s.first_bad = j.value("first_bad", "");
   return s;
 }
