@@ -257,3 +257,19 @@ sharded = dict(state, shards=["state.safetensors"])
 put("fuzz_checkpoint", "sharded_with_state.json", json.dumps(sharded).encode() + b"\0" + safetensors_bytes(
     [("params", "F32", [4], f4), ("adam.m", "F32", [4], f4), ("adam.v", "F32", [4], f4)],
     {"offset": "0", "count": "4"}))
+
+# ---- lathe serve's request bodies: one byte for the endpoint (0 completions, 1 chat,
+# 2 token lists), then the body as the openai client and lm-eval send it
+
+put("fuzz_openai_request", "completions_text.json", b"\0" + json.dumps(
+    {"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 16, "temperature": 0.7,
+     "top_p": 0.9, "n": 2, "stop": ["\n"], "seed": 7, "stream": True,
+     "stream_options": {"include_usage": True}}).encode())
+put("fuzz_openai_request", "completions_lm_eval.json", b"\0" + json.dumps(
+    {"model": "stories260K", "prompt": [[1, 317, 269, 368], [1, 5]], "temperature": 0,
+     "max_tokens": 1, "logprobs": 1, "seed": 1234, "echo": True}).encode())
+put("fuzz_openai_request", "chat.json", b"\1" + json.dumps(
+    {"model": "stories260K", "messages": [{"role": "system", "content": "Be brief."},
+     {"role": "user", "content": [{"type": "text", "text": "Hi"}]}], "logprobs": True,
+     "top_logprobs": 2, "max_completion_tokens": 8}).encode())
+put("fuzz_openai_request", "detokenize.json", b"\2" + json.dumps({"tokens": [1, 317, 269]}).encode())

@@ -217,7 +217,11 @@ void answer(std::shared_ptr<Job> job, bool stream, httplib::Response& res) {
         if (job->done() && job->all_ended_sent()) {
           const std::string err = job->error();
           if (!err.empty())
-            out += "data: " + ApiError(500, err, "", "server_error").body().dump() + "\n\n";
+            out += "data: " +
+                   ApiError(500, err, "", "server_error")
+                       .body()
+                       .dump(-1, ' ', false, json::error_handler_t::replace) +
+                   "\n\n";
           if (job->include_usage) {
             json u = job->chunk(json::array());
             u["usage"] = usage_json(job->prompt_tokens, job->completion_tokens());

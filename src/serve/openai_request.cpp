@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "serve/api_error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -185,11 +186,11 @@ std::vector<int32_t> parse_token_list(const json& v, const std::string& param, i
   std::vector<int32_t> out;
   out.reserve(v.size());
   for (size_t i = 0; i < v.size(); ++i) {
-    const json& x = v[i];
-    if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= vocab)
+    const std::optional<int32_t> id = json_integer<int32_t>(v[i]);
+    if (!id || *id < 0 || *id >= vocab)
       throw bad_field(param, str_cat(param, "[", i, "] must be a token id in [0, ", vocab,
-                                     "), got ", x.dump()));
-    out.push_back(x.get<int32_t>());
+                                     "), got ", v[i].dump()));
+    out.push_back(*id);
   }
   return out;
 }

@@ -256,9 +256,11 @@ ApiServer::ApiServer(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   s.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   // An idle kept-alive connection holds a thread too: released after 5 s.
   s.set_keep_alive_timeout(5);
-  s.set_socket_options([](int fd) {  // SO_REUSEADDR only: no SO_REUSEPORT port sharing
+  auto listen_fd = std::make_shared<int>(-1);
+  s.set_socket_options([listen_fd](int fd) {  // SO_REUSEADDR only: no SO_REUSEPORT port sharing
     int yes = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    *listen_fd = fd;
   });
   m.routes();
   if (m.opt.port == 0) {
@@ -270,6 +272,11 @@ ApiServer::ApiServer(ServeOptions options) : impl_(std::make_unique<Impl>()) {
                 "; choose another with --port");
     m.port = m.opt.port;
   }
+  // httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed when Debian built
+  // the library): a burst of new connections past it has its SYNs dropped, and each client
+  // waits out TCP's retransmission (1 s, then 3 s, 7 s: a load test's p99 of 12 s). Listening
+  // again on the bound socket raises the queue.
+  if (*listen_fd >= 0) ::listen(*listen_fd, SOMAXCONN);
   m.thread = std::thread([&s] { s.listen_after_bind(); });
   for (int i = 0; i < 5000 && !s.is_running(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
