@@ -70,7 +70,7 @@ run_llama_server() { # label gguf parallel
   server=
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $threads compute threads; $clients clients x $seconds s"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $threads compute threads; $clients clients x $seconds s; load average $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the cores)"
 stories="$root/examples/stories260K"
 m56="$tmp/llama-56m"
 "$lathe" bench --model-config "$root/configs/bench/llama-56m.json" --precision fp32 \
@@ -81,6 +81,7 @@ cp "$root"/tests/data/tokenizer/llama2/tokenizer* "$m56"/
 
 run_lathe "lathe stories260K" "$stories" 32
 run_lathe "lathe llama-56m" "$m56" 32
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ -f "$root/scripts/llama_cpp.sh" ] && "$lathe" export --help 2>/dev/null | grep -q -- --gguf; then
   llama_bin=$(bash "$root/scripts/llama_cpp.sh" | tail -1)

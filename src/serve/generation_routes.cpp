@@ -166,6 +166,7 @@ struct Job {
                   {"finish_reason", nullptr}};
         event(chunk(json::array({c})));
       }
+      if (ended_sent[i]) continue;  // its last chunk went out already
       const bool ended = choices[i].finished();
       ChoiceDelta d = choices[i].take();
       if (d.text.empty() && d.entries.empty() && !ended) continue;
@@ -179,14 +180,12 @@ struct Job {
         c["logprobs"] = logprobs ? legacy_logprobs(d.entries) : json();
         event(chunk(json::array({c})));
       }
-      ended_sent.resize(choices.size());
       ended_sent[i] = ended;
     }
     return out;
   }
   std::vector<bool> ended_sent;
   bool all_ended_sent() const {
-    if (ended_sent.size() != choices.size()) return false;
     for (bool b : ended_sent)
       if (!b) return false;
     return true;
@@ -313,6 +312,7 @@ void ApiServer::Impl::completions(const httplib::Request& req, httplib::Response
       }
     }
     job->role_sent.assign(job->choices.size(), false);
+    job->ended_sent.assign(job->choices.size(), false);
     job->handles = submit(*m->scheduler, std::move(specs));
     answer(job, r.stream, res);
   } catch (const ApiError& e) {
@@ -367,6 +367,7 @@ void ApiServer::Impl::chat(const httplib::Request& req, httplib::Response& res) 
       job->choices.emplace_back(tok, prompt, o);
     }
     job->role_sent.assign(job->choices.size(), false);
+    job->ended_sent.assign(job->choices.size(), false);
     job->handles = submit(*m->scheduler, std::move(specs));
     answer(job, r.stream, res);
   } catch (const ApiError& e) {

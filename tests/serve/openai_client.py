@@ -178,6 +178,7 @@ def streamed(**kw):
         for ch in c.choices:
             texts[ch.index] = texts.get(ch.index, "") + ch.text
             if ch.finish_reason:
+                assert ch.index not in reasons, f"choice {ch.index} finished twice"
                 reasons[ch.index] = ch.finish_reason
     return texts, reasons, chunks
 
