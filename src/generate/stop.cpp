@@ -21,8 +21,20 @@ std::string decode_known(const Tokenizer& tok, const std::vector<int32_t>& ids) 
 
 std::string completion_text(const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
                             const std::vector<int32_t>& output) {
-  const size_t n = std::min(prompt.size(), kContext);
-  std::vector<int32_t> ids(prompt.end() - std::ptrdiff_t(n), prompt.end());
+  // The window must not start inside a character: SentencePiece's byte fallback checks a
+  // run of <0xNN> tokens as a whole, so a run cut after a lead byte decodes to U+FFFD for
+  // every byte, the output's bytes that continue the run included ("你好" after a prompt of
+  // Chinese text came out as six U+FFFD). Tokens whose bytes begin with a continuation byte
+  // (10xxxxxx) are taken into the window until one does not, at most 3 more for 4-byte UTF-8.
+  size_t start = prompt.size() - std::min(prompt.size(), kContext);
+  for (int k = 0; k < 3 && start > 0; ++k) {
+    const int32_t id = prompt[start];
+    if (id < 0 || id >= tokenizer.vocab_size()) break;
+    const std::string& b = tokenizer.token_bytes(id);
+    if (b.empty() || (static_cast<unsigned char>(b[0]) & 0xC0) != 0x80) break;
+    --start;
+  }
+  std::vector<int32_t> ids(prompt.begin() + std::ptrdiff_t(start), prompt.end());
   const std::string context = decode_known(tokenizer, ids);
   ids.insert(ids.end(), output.begin(), output.end());
   std::string text = decode_known(tokenizer, ids);

@@ -63,6 +63,34 @@ TEST(Utf8Holding, ByteFallbackTokens) {
   for (const char* t : kTexts) check_stream(tok, t, "stories260K");
 }
 
+// A prompt that ends in characters spelled in bytes, its last 8 tokens starting in the middle
+// of one: the output's characters (bytes too) must still decode, however many prompt tokens
+// precede them.
+TEST(Utf8Holding, OutputAfterAPromptOfSplitCharacters) {
+  const Tokenizer& tok = *gen_test::stories().tok;
+  // 24 byte tokens (and the "▁" SentencePiece puts before a text, dropped).
+  auto bytes_of = [&](const char* text) {
+    std::vector<int32_t> ids = tok.encode(text, false);
+    if (!ids.empty() && tok.token_bytes(ids[0]) == " ") ids.erase(ids.begin());
+    return ids;
+  };
+  const std::vector<int32_t> chinese = bytes_of("你好你好你好你好");
+  const std::vector<int32_t> output = bytes_of("世界");
+  ASSERT_EQ(chinese.size(), 24u);
+  for (size_t cut = 20; cut <= 24; ++cut) {
+    std::vector<int32_t> prompt = {tok.bos_id()};
+    prompt.insert(prompt.end(), chinese.begin(), chinese.begin() + std::ptrdiff_t(cut));
+    // The prompt itself may end mid-character (cut 20, 22, 23): its partial bytes then
+    // merge with the output's, and only the output's own complete characters are asked for.
+    if (cut % 3 != 0) continue;
+    EXPECT_EQ(completion_text(tok, prompt, output), "世界") << "prompt of " << cut << " bytes";
+    TextStream ts(tok, prompt, {});
+    std::string streamed;
+    for (int32_t id : output) streamed += ts.push(id);
+    EXPECT_EQ(streamed + ts.finish(), "世界") << "prompt of " << cut << " bytes";
+  }
+}
+
 TEST(Utf8Holding, ByteLevelTokens) {
   LATHE_TOKENIZER_OR_SKIP(tok, "llama3-json");
   // Llama 3 merges most of these whole; rare characters stay split over byte tokens.
