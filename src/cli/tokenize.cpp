@@ -42,7 +42,8 @@ int tokenize_file(const Tokenizer& tok, const std::string& path, bool add_specia
 }  // namespace
 
 Action add_tokenize(CLI::App& app) {
-  auto* cmd = app.add_subcommand("tokenize", "Show the token ids and pieces of a text");
+  auto* cmd = app.add_subcommand(
+      "tokenize", "Show the token ids and pieces of a text (or the ids of a jsonl file's texts)");
   auto model = std::make_shared<std::string>();
   auto text = std::make_shared<std::string>();
   auto input = std::make_shared<std::string>();

@@ -1,8 +1,10 @@
 #include "io/hf_export.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "backend/host_staging.h"
@@ -48,7 +50,16 @@ void write_tokenizer_files(const std::string& source_folder, const fs::path& dir
   if (tokenizer) {
     tokenizer->save(dir.string());
   } else if (fs::exists(src / "tokenizer.model") && !fs::exists(src / "tokenizer.json")) {
-    Tokenizer::load(source_folder)->save(dir.string());
+    // A run on pre-tokenized data never read the tokenizer: one lathe cannot read costs the
+    // tokenizer.json, not the model at the end of the run.
+    std::unique_ptr<Tokenizer> source_tokenizer;
+    try {
+      source_tokenizer = Tokenizer::load(source_folder);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "warning: no tokenizer.json written beside tokenizer.model: %s\n",
+                   e.what());
+    }
+    if (source_tokenizer) source_tokenizer->save(dir.string());
   }
 }
 

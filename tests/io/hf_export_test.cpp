@@ -64,6 +64,18 @@ TEST(HfExport, TokenizerModelAloneGetsATokenizerJsonThatEncodesTheSame) {
   EXPECT_EQ(config.at("model_max_length"), 2048);
 }
 
+// A model trained on pre-tokenized rows never read its tokenizer: one lathe cannot read is
+// copied as it is, and the export still succeeds.
+TEST(HfExport, UnreadableTokenizerModelIsCopiedWithoutATokenizerJson) {
+  const std::string dir = testing::temp_dir("hf_export_bad_tokenizer");
+  fs::create_directories(dir + "/src");
+  std::ofstream(dir + "/src/tokenizer.model") << "not a tokenizer";
+  export_with(testing::golden_dir("gqa_untied") + "/model", dir + "/src", dir + "/out");
+  EXPECT_EQ(bytes_of(fs::path(dir) / "out/tokenizer.model"), "not a tokenizer");
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "out/tokenizer.json"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "out/model.safetensors"));
+}
+
 TEST(HfExport, TokenizerFilesOfAJsonSourceAreCopiedUnchanged) {
   const std::string dir = testing::temp_dir("hf_export_json");
   const std::string stories = std::string(LATHE_SOURCE_DIR) + "/examples/stories260K";
