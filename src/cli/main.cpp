@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   add(lathe::cli::add_bench);
   add(lathe::cli::add_generate);
   add(lathe::cli::add_chat);
+  add(lathe::cli::add_logits);
   add(lathe::cli::add_merge);
   add(lathe::cli::add_eval);
   add(lathe::cli::add_plan);
