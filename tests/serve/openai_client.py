@@ -229,9 +229,8 @@ print(json.dumps([float(lp[t - 1, ids[t]]) for t in range(1, len(ids))]))
 
 
 def reference_logprobs(ids):
-    """log P(ids[t] | ids[:t]) for t >= 1 from the PyTorch reference Llama, in float64. Run
-    by Debian's python3 (its torch and numpy 1.x), not .venv/'s, where lm-eval's numpy 2
-    would make torch warn."""
+    """log P(ids[t] | ids[:t]) for t >= 1 from the PyTorch reference Llama, in float64, run
+    by Debian's python3 and torch, as the other references of the suite are."""
     out = subprocess.run(["/usr/bin/python3", "-c", REFERENCE, SRC, MODEL, json.dumps(ids)],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)
