@@ -51,7 +51,8 @@ TEST(ApiServer, LoadingReadyAndDraining) {
   r = c.Get("/health");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  r = c.Post("/v1/completions", R"({"prompt": "Once upon a time", "max_tokens": 5, "temperature": 0})",
+  r = c.Post("/v1/completions",
+             R"({"prompt": "Once upon a time", "max_tokens": 5, "temperature": 0})",
              "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
