@@ -19,7 +19,7 @@ Action add_export(CLI::App& app) {
       "f32, f16, bf16 and q8_0 are what llama.cpp's convert_hf_to_gguf.py writes; q4_0 and q4_k\n"
       "what llama-quantize --pure makes of its f32 file, with ggml's reference quantizers.\n"
       "Norms stay f32. A weight whose rows are not whole blocks of the type falls back\n"
-      "(q8_0 and q4_0 to f16, q4_k to q5_0, else f16), as those tools do; the report lists it.");
+      "(q8_0 and q4_0 to f16, q4_k to q5_0, else f16), as those tools do; the report lists it.\n");
   struct Opts {
     std::string model, out, type = "f16", name;
     int threads = 0;

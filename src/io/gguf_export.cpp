@@ -227,7 +227,10 @@ void fill_rows(const Planned& t, int64_t row0, int64_t rows, uint8_t* out, int t
   }
   const auto* base = static_cast<const uint8_t*>(t.src->data);
   const size_t src_row_bytes = size_t(cols) * dtype_size(t.src->dtype);
-#pragma omp parallel num_threads(threads)
+  // Threads only where there is work for them: a stories260K tensor is done before a
+  // parallel region would start on a busy machine.
+  const bool parallel = rows * cols >= (int64_t(1) << 16);
+#pragma omp parallel num_threads(threads) if (parallel)
   {
     std::vector<float> row(static_cast<size_t>(cols));
 #pragma omp for schedule(dynamic, 16)
