@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's llama-server and llama-quantize (CPU only) from the llama.cpp source
 # that the pinned llama-cpp-python source distribution vendors, into build/llama.cpp/.
-# Debian 12 packages no llama.cpp (nor ggml), and PyPI is the one registry besides Debian's
-# that this project's machines reach, so the pinned sdist is where a known llama.cpp comes
-# from. Skips everything when build/llama.cpp/bin holds both programs built from that pin.
+# Debian 12 packages no llama.cpp (nor ggml: `apt-cache search llama` and `ggml` find
+# nothing), and PyPI is the one registry besides Debian's that this project's machines
+# reach, so the pinned sdist is where a known llama.cpp comes from. Skips everything when
+# build/llama.cpp/bin holds both programs built from that pin.
 #   bash scripts/llama_cpp.sh          prints the bin/ folder on its last line
+# Two targets only: llama-quantize (the tests compare its bytes with lathe's) and
+# llama-server (the tests' generation and tokenization, and serving benchmarks); they need
+# ggml, libllama, llama-common, mtmd and the server, 210 compile steps, about 14 min of CPU
+# time (7 min on 2 free cores; see docs/export.md), far less when ccache has them.
 # Environment: LATHE_LLAMA_CPP_DIR (default <repo>/build/llama.cpp), LATHE_JOBS (default nproc).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +48,7 @@ fi
 src=$dir/src
 rm -rf "$src" && mkdir -p "$src"
 tar -xzf "$sdist" -C "$src" --strip-components=3 "llama_cpp_python-$version/vendor/llama.cpp"
+rm -f "$src/.git"  # a git submodule pointer into the sdist's own repository, absent here
 fetched=$(date +%s)
 
 launcher=()
@@ -55,8 +61,13 @@ cmake -S "$src" -B "$dir/cmake" "${generator[@]}" "${launcher[@]}" -DCMAKE_BUILD
   -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DGGML_CUDA=OFF -DGGML_VULKAN=OFF \
   -DGGML_METAL=OFF -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
-  -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_LLGUIDANCE=OFF >"$dir/configure.log"
-cmake --build "$dir/cmake" -j "${LATHE_JOBS:-$(nproc)}" --target "${targets[@]}" >"$dir/build.log"
+  -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_LLGUIDANCE=OFF >"$dir/configure.log" 2>&1 ||
+  { tail -n 30 "$dir/configure.log" >&2; exit 1; }
+# CCACHE_BASEDIR: compiler paths relative to this folder, so that a clone elsewhere on the
+# same machine (CI's) reuses the objects ccache already holds.
+CCACHE_BASEDIR="$dir" cmake --build "$dir/cmake" -j "${LATHE_JOBS:-$(nproc)}" \
+  --target "${targets[@]}" >"$dir/build.log" ||
+  { tail -n 30 "$dir/build.log" >&2; exit 1; }
 mkdir -p "$bin"
 for t in "${targets[@]}"; do cp "$dir/cmake/bin/$t" "$bin/$t"; done
 echo "llama-cpp-python==$version" >"$stamp"
