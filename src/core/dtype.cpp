@@ -4,6 +4,11 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <iterator>
+
 namespace lathe {
 
 bool dtype_from_name(std::string_view name, DType* out) {
@@ -148,6 +153,19 @@ void convert_bf16_to_f32(const uint16_t* src, float* dst, size_t n) {
 }
 
 void convert_to_f32(const void* src, DType src_type, float* dst, size_t n) {
+  // A safetensors file need not place a 16-bit tensor at an even offset (the format pads
+  // only its header), and reading uint16_t through an odd address is undefined behaviour.
+  // Such a tensor goes through an aligned bounce buffer, 8 KiB at a time.
+  if (src_type != DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) != 0) {
+    uint16_t chunk[4096];
+    const auto* bytes = static_cast<const unsigned char*>(src);
+    for (size_t i = 0; i < n; i += std::size(chunk)) {
+      const size_t m = std::min(n - i, std::size(chunk));
+      std::memcpy(chunk, bytes + i * sizeof(uint16_t), m * sizeof(uint16_t));
+      convert_to_f32(chunk, src_type, dst + i, m);
+    }
+    return;
+  }
   switch (src_type) {
     case DType::F32:
       if (n) std::memcpy(dst, src, n * sizeof(float));

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "generate/decoder.h"
 #include "generate/stop.h"
 #include "tokenizer/tokenizer.h"
@@ -23,11 +24,11 @@ double seconds_since(Clock::time_point t0) {
 std::vector<int32_t> ids_of(const nlohmann::json& v, const std::string& file) {
   std::vector<int32_t> out;
   if (v.is_number_integer()) {
-    out.push_back(v.get<int32_t>());
+    out.push_back(require_json_integer<int32_t>(v, file + ": eos_token_id"));
   } else if (v.is_array()) {
     for (const auto& x : v) {
       LATHE_CHECK(x.is_number_integer(), file, ": eos_token_id must be an id or a list of ids");
-      out.push_back(x.get<int32_t>());
+      out.push_back(require_json_integer<int32_t>(x, file + ": eos_token_id"));
     }
   } else if (!v.is_null()) {
     fail(file, ": eos_token_id must be an id or a list of ids, got ", v.type_name());

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "model/llama_config.h"
 
 namespace lathe {
@@ -39,8 +40,9 @@ class Reader {
   }
 
   int64_t as_int(const char* key, const json& v) const {
-    if (!v.is_number_integer()) wrong_type(key, "an integer", v);
-    return v.get<int64_t>();
+    const auto x = json_integer<int64_t>(v);
+    if (!x) wrong_type(key, "an integer", v);
+    return *x;
   }
   double as_double(const char* key, const json& v) const {
     if (!v.is_number()) wrong_type(key, "a number", v);
@@ -76,12 +78,14 @@ class Reader {
     if (it->is_null()) return -1;
     if (it->is_array()) {
       for (const json& e : *it) {
-        if (!e.is_number_integer()) wrong_type(key, "an integer, a list of integers or null", *it);
+        if (!json_integer<int32_t>(e))
+          wrong_type(key, "an integer, a list of integers or null", *it);
       }
-      return it->empty() ? -1 : it->front().get<int64_t>();
+      return it->empty() ? -1 : *json_integer<int32_t>(it->front());
     }
-    if (!it->is_number_integer()) wrong_type(key, "an integer, a list of integers or null", *it);
-    return it->get<int64_t>();
+    const auto id = json_integer<int32_t>(*it);
+    if (!id) wrong_type(key, "an integer, a list of integers or null", *it);
+    return *id;
   }
 
   void check_positive(const char* key, double v) const {

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "io/folder_write.h"
 #include "io/safetensors.h"
 #include "io/staged_tensor.h"
@@ -84,7 +85,8 @@ void save_peft_adapter(const std::string& dir, const LoraTable& table, Backend& 
 LoraSpec read_peft_config(const std::string& dir) {
   const std::string path = (fs::path(dir) / "adapter_config.json").string();
   std::ifstream f(path);
-  LATHE_CHECK(f, "cannot open ", path, ": is ", dir, " a PEFT adapter folder (adapter_config.json + "
+  LATHE_CHECK(f, "cannot open ", path, ": is ", dir,
+              " a PEFT adapter folder (adapter_config.json + "
               "adapter_model.safetensors)?");
   nlohmann::json j;
   try {
@@ -105,20 +107,28 @@ LoraSpec read_peft_config(const std::string& dir) {
   refuse_if("use_rslora", j.value("use_rslora", false), "rsLoRA scaling");
   refuse_if("bias", j.value("bias", std::string("none")) != "none", "trained biases");
   refuse_if("fan_in_fan_out", j.value("fan_in_fan_out", false), "transposed (Conv1D) weights");
-  refuse_if("rank_pattern", j.contains("rank_pattern") && j["rank_pattern"].is_object() &&
-                                !j["rank_pattern"].empty(), "per-module ranks");
-  refuse_if("alpha_pattern", j.contains("alpha_pattern") && j["alpha_pattern"].is_object() &&
-                                 !j["alpha_pattern"].empty(), "per-module alphas");
-  refuse_if("modules_to_save", j.contains("modules_to_save") && !j["modules_to_save"].is_null() &&
-                                   !j["modules_to_save"].empty(), "fully trained extra modules");
-  refuse_if("layers_to_transform", j.contains("layers_to_transform") &&
-                                       !j["layers_to_transform"].is_null(), "a subset of layers");
+  refuse_if(
+      "rank_pattern",
+      j.contains("rank_pattern") && j["rank_pattern"].is_object() && !j["rank_pattern"].empty(),
+      "per-module ranks");
+  refuse_if(
+      "alpha_pattern",
+      j.contains("alpha_pattern") && j["alpha_pattern"].is_object() && !j["alpha_pattern"].empty(),
+      "per-module alphas");
+  refuse_if("modules_to_save",
+            j.contains("modules_to_save") && !j["modules_to_save"].is_null() &&
+                !j["modules_to_save"].empty(),
+            "fully trained extra modules");
+  refuse_if("layers_to_transform",
+            j.contains("layers_to_transform") && !j["layers_to_transform"].is_null(),
+            "a subset of layers");
   LoraSpec s;
   try {
-    s.r = get("r").get<int64_t>();
+    s.r = require_json_integer<int64_t>(get("r"), str_cat(path, ": 'r'"));
     s.alpha = get("lora_alpha").get<double>();
     s.dropout = j.contains("lora_dropout") && !j["lora_dropout"].is_null()
-                    ? j["lora_dropout"].get<double>() : 0.0;
+                    ? j["lora_dropout"].get<double>()
+                    : 0.0;
     const auto& t = get("target_modules");
     std::vector<std::string> names;
     if (t.is_string()) {
@@ -145,7 +155,8 @@ void load_peft_weights(const std::string& dir, const LoraTable& table, float* pa
       const std::string alt = name.substr(0, name.size() - 7) + ".default.weight";
       t = f.find(alt);
     }
-    LATHE_CHECK(t, path, ": tensor '", name, "' not found: the adapter does not match the "
+    LATHE_CHECK(t, path, ": tensor '", name,
+                "' not found: the adapter does not match the "
                 "config's layers or target_modules");
     LATHE_CHECK(t->shape == shape, path, ": tensor '", name, "' has shape [", t->shape[0], ", ",
                 t->shape.size() > 1 ? t->shape[1] : 0, "] but the model and r=", table.spec.r,
@@ -158,7 +169,8 @@ void load_peft_weights(const std::string& dir, const LoraTable& table, float* pa
     take(e.b_name(), {e.out, table.spec.r}, e.b_offset);
   }
   for (const TensorInfo& t : f.tensors())
-    LATHE_CHECK(used.count(t.name), path, ": tensor '", t.name, "' is not part of a LoRA adapter "
+    LATHE_CHECK(used.count(t.name), path, ": tensor '", t.name,
+                "' is not part of a LoRA adapter "
                 "on this model's target modules");
 }
 

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <vector>
 
+#include "core/json_number.h"
+
 namespace lathe {
 namespace fs = std::filesystem;
 namespace {
@@ -166,8 +168,9 @@ RunStatus run_status(const std::string& dir, int64_t total_steps) {
   std::vector<std::pair<int64_t, double>> steps;  // training lines: (step, time)
   double step_time_sum = 0;
   for (const auto& r : rows) {
-    if (!r.contains("loss") || !r.contains("step") || !r["step"].is_number()) continue;
-    steps.emplace_back(r["step"].get<int64_t>(), r.value("time", 0.0));
+    const auto step = r.contains("step") ? json_integer<int64_t>(r["step"]) : std::nullopt;
+    if (!r.contains("loss") || !step) continue;
+    steps.emplace_back(*step, json_double(r.value("time", nlohmann::json())).value_or(0.0));
     step_time_sum += r.value("step_time_s", 0.0);
   }
   if (!steps.empty()) s.step = steps.back().first;

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "tensorboard_event.pb.h"
 
 namespace fs = std::filesystem;
@@ -80,9 +81,11 @@ void TensorBoardWriter::write_record(const std::string& bytes) {
 
 void TensorBoardWriter::log(const nlohmann::json& line) {
   if (!line.is_object() || !line.contains("step")) return;
+  const auto step = json_integer<int64_t>(line["step"]);
+  if (!step) return;  // a line a crash cut short, or not a training line
   tensorboard::Event e;
-  e.set_wall_time(line.contains("time") ? line["time"].get<double>() : now_seconds());
-  e.set_step(line["step"].get<int64_t>());
+  e.set_wall_time(json_double(line.value("time", nlohmann::json())).value_or(now_seconds()));
+  e.set_step(*step);
   for (const auto& [key, v] : line.items()) {
     if (key == "step" || key == "time" || !v.is_number()) continue;
     auto* value = e.mutable_summary()->add_value();

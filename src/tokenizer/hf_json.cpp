@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "tokenizer/model.h"
 
 namespace lathe::tok {
@@ -221,7 +222,8 @@ Model parse_hf_tokenizer_json(std::string_view text, const std::string& path) {
     m.pieces.assign(vocab.size(), std::string());
     std::vector<uint8_t> seen(vocab.size(), 0);
     for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-      const int64_t id = it.value().get<int64_t>();
+      const int64_t id = require_json_integer<int64_t>(
+          it.value(), str_cat(path, ": the vocab id of ", json(it.key()).dump()));
       LATHE_CHECK(id >= 0 && id < int64_t(vocab.size()), path, ": vocab id ", id, " of ",
                   json(it.key()).dump(), " is outside 0..", vocab.size() - 1,
                   " (ids must be dense)");
@@ -283,7 +285,7 @@ Model parse_hf_tokenizer_json(std::string_view text, const std::string& path) {
     if (j.contains("added_tokens")) {
       for (const json& t : j["added_tokens"]) {
         AddedToken a;
-        a.id = t.at("id").get<int32_t>();
+        a.id = require_json_integer<int32_t>(t.at("id"), str_cat(path, ": added_tokens id"));
         a.content = t.at("content").get<std::string>();
         a.special = t.value("special", false);
         a.lstrip = t.value("lstrip", false);

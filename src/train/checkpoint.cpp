@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "dist/communicator.h"
 #include "io/safetensors.h"
 #include "io/staged_tensor.h"
@@ -205,11 +206,13 @@ CheckpointState checkpoint_load_range(const std::string& folder, float* params, 
   std::vector<std::string> files;
   try {
     f >> j;
-    s.step = j.at("step").get<int64_t>();
-    s.sampler.epoch = j.at("sampler").at("epoch").get<uint64_t>();
-    s.sampler.offset = j.at("sampler").at("offset").get<uint64_t>();
-    s.seed = j.at("seed").get<uint64_t>();
-    s.num_params = j.at("num_params").get<uint64_t>();
+    s.step = require_json_integer<int64_t>(j.at("step"), "'step'");
+    s.sampler.epoch =
+        require_json_integer<uint64_t>(j.at("sampler").at("epoch"), "'sampler.epoch'");
+    s.sampler.offset =
+        require_json_integer<uint64_t>(j.at("sampler").at("offset"), "'sampler.offset'");
+    s.seed = require_json_integer<uint64_t>(j.at("seed"), "'seed'");
+    s.num_params = require_json_integer<uint64_t>(j.at("num_params"), "'num_params'");
     s.model_config_json = j.at("model_config").dump();
     if (j.contains("shards"))
       for (const auto& x : j.at("shards")) files.push_back(x.get<std::string>());

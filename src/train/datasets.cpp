@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "data/sampler.h"
 #include "data/token_cache.h"
 #include "tokenizer/tokenizer.h"
@@ -38,15 +39,15 @@ DataSpec spec_for(const Config& cfg, const std::string& path, int64_t vocab_size
 uint64_t cache_key(const DataSpec& s, const std::string& model_path) {
   uint64_t h = hash_text("lathe-data-v1", kHashSeed);
   h = hash_file(s.path, h);
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                           "special_tokens_map.json"}) {
+  for (const char* name :
+       {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"}) {
     const fs::path p = fs::path(model_path) / name;
     h = hash_text(name, h);
     if (fs::exists(p)) h = hash_file(p.string(), h);
   }
-  for (const std::string& v : {s.format, std::to_string(s.seq_len), std::to_string(s.train_on_prompt),
-                               s.on_bad_row, s.too_long, s.prompt_template, s.response_field,
-                               s.response_template})
+  for (const std::string& v :
+       {s.format, std::to_string(s.seq_len), std::to_string(s.train_on_prompt), s.on_bad_row,
+        s.too_long, s.prompt_template, s.response_field, s.response_template})
     h = hash_text(v, h);
   for (const auto& [field, column] : s.field_map) h = hash_text(column, hash_text(field, h));
   return h;
@@ -54,19 +55,24 @@ uint64_t cache_key(const DataSpec& s, const std::string& model_path) {
 
 DataStats stats_from_json(const nlohmann::json& j) {
   DataStats s;
-  s.rows = j.value("rows", 0);
-  s.tokens = j.value("tokens", 0);
-  s.targets = j.value("targets", 0);
-  s.skipped_bad = j.value("skipped_bad", 0);
-  s.truncated = j.value("truncated", 0);
-  s.dropped = j.value("dropped", 0);
+  // A count that is missing or not an integer reads as 0: these only feed the log line.
+  auto count = [&](const char* key) {
+    return json_integer<int64_t>(j.value(key, nlohmann::json(0))).value_or(0);
+  };
+  s.rows = count("rows");
+  s.tokens = count("tokens");
+  s.targets = count("targets");
+  s.skipped_bad = count("skipped_bad");
+  s.truncated = count("truncated");
+  s.dropped = count("dropped");
   s.first_bad = j.value("first_bad", "");
   return s;
 }
 
 nlohmann::json stats_to_json(const DataStats& s) {
-  return {{"rows", s.rows},           {"tokens", s.tokens},       {"targets", s.targets},
-          {"skipped_bad", s.skipped_bad}, {"truncated", s.truncated}, {"dropped", s.dropped},
+  return {{"rows", s.rows},           {"tokens", s.tokens},
+          {"targets", s.targets},     {"skipped_bad", s.skipped_bad},
+          {"truncated", s.truncated}, {"dropped", s.dropped},
           {"first_bad", s.first_bad}};
 }
 
@@ -81,7 +87,8 @@ LoadedRows load_rows(const Config& cfg, const std::string& path, int64_t vocab_s
   if (spec.format == "input_ids") {
     out.rows = load_dataset(spec, nullptr, &out.stats);
   } else {
-    const std::string dir = cfg.data.cache_dir.empty() ? default_token_cache_dir() : cfg.data.cache_dir;
+    const std::string dir =
+        cfg.data.cache_dir.empty() ? default_token_cache_dir() : cfg.data.cache_dir;
     uint64_t key = cache_key(spec, cfg.model.path);
     // Added special tokens change how text is split, so they are part of the key.
     if (tokenizer)

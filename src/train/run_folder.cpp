@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
 
@@ -31,8 +32,8 @@ std::vector<std::string> read_lines(const fs::path& p) {
 // The step a metrics.jsonl line logs; nullopt for a line cut short by a crash.
 std::optional<int64_t> line_step(const std::string& line) {
   const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) return std::nullopt;
-  return j["step"].get<int64_t>();
+  if (!j.is_object() || !j.contains("step")) return std::nullopt;
+  return json_integer<int64_t>(j["step"]);
 }
 
 std::string list_steps(const std::vector<CheckpointEntry>& all) {

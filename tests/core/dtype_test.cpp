@@ -205,5 +205,22 @@ TEST(DType, ConvertToAndFromF32) {
   convert_to_f32(nullptr, DType::F32, nullptr, 0);  // empty tensors are legal
 }
 
+// A 16-bit tensor at an odd offset of a safetensors file (legal: the format pads only its
+// header): the values come through unchanged, across the 4096-element bounce chunks.
+TEST(DType, ConvertToF32FromAnOddAddress) {
+  const size_t n = 9000;
+  std::vector<float> src(n);
+  for (size_t i = 0; i < n; ++i) src[i] = float(i) * 0.25f - 100.0f;
+  for (DType t : {DType::BF16, DType::F16}) {
+    std::vector<uint8_t> aligned(n * 2), shifted(n * 2 + 1);
+    convert_from_f32(src.data(), aligned.data(), t, n);
+    std::memcpy(shifted.data() + 1, aligned.data(), n * 2);
+    std::vector<float> want(n), got(n);
+    convert_to_f32(aligned.data(), t, want.data(), n);
+    convert_to_f32(shifted.data() + 1, t, got.data(), n);
+    EXPECT_EQ(got, want) << dtype_name(t);
+  }
+}
+
 }  // namespace
 }  // namespace lathe
