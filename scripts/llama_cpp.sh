@@ -16,6 +16,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # llama-cpp-python 0.3.36 (October 2026) vendors llama.cpp with gguf-py 0.19.0, the gguf pin
 # of tests/requirements.txt.
 version=0.3.36
+sha256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 dir=${LATHE_LLAMA_CPP_DIR:-$root/build/llama.cpp}
 bin=$dir/bin
 stamp=$dir/built-from
@@ -38,13 +39,16 @@ mkdir -p "$dir"
 start=$(date +%s)
 sdist=$(ls "$dir"/llama_cpp_python-$version.tar.gz 2>/dev/null || true)
 if [ -z "$sdist" ]; then
-  # pip prepares the package's metadata (in a throw-away environment with its build
-  # backend) before it saves the file; about a minute on 2 cores.
+  # --no-binary for this package only: with :all:, pip would also build the sdist's build
+  # backend (scikit-build-core) and its own build dependencies from source, one nested
+  # environment inside another, for minutes; the file is the same either way (43 s here).
   echo "llama_cpp: downloading llama-cpp-python==$version (source distribution)"
-  "$python" -m pip download --quiet --disable-pip-version-check --no-binary :all: --no-deps \
-    -d "$dir" "llama-cpp-python==$version"
+  "$python" -m pip download --quiet --disable-pip-version-check --no-binary llama-cpp-python \
+    --no-deps -d "$dir" "llama-cpp-python==$version"
   sdist=$dir/llama_cpp_python-$version.tar.gz
 fi
+echo "$sha256  $sdist" | sha256sum --check --quiet ||
+  { echo "llama_cpp: $sdist is not the file this script was written for (sha256)" >&2; exit 1; }
 src=$dir/src
 rm -rf "$src" && mkdir -p "$src"
 tar -xzf "$sdist" -C "$src" --strip-components=3 "llama_cpp_python-$version/vendor/llama.cpp"

@@ -16,6 +16,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_number.h"
 #include "io/gguf_writer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -115,9 +116,9 @@ Vocab spm_model_vocab(const tok::Model& m, const fs::path& dir, int64_t vocab_si
   const json added = read_json(dir / "added_tokens.json");
   if (added.is_object()) {
     for (const auto& [text, id] : added.items()) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= vocab_size)
-        continue;
-      const size_t i = size_t(id.get<int64_t>());
+      const std::optional<int64_t> n = json_integer<int64_t>(id);
+      if (!n || *n < 0 || *n >= vocab_size) continue;  // the converter skips ids out of range
+      const size_t i = size_t(*n);
       v.tokens[i] = text;
       v.scores[i] = -1000.0f;
       v.types[i] = kUserDefined;
@@ -126,7 +127,13 @@ Vocab spm_model_vocab(const tok::Model& m, const fs::path& dir, int64_t vocab_si
   const json decoder = get(config, "added_tokens_decoder");
   if (decoder.is_object()) {
     for (const auto& [key, data] : decoder.items()) {
-      const int64_t id = std::stoll(key);
+      int64_t id = -1;
+      try {
+        id = std::stoll(key);
+      } catch (const std::exception&) {
+        fail((dir / "tokenizer_config.json").string(), ": added_tokens_decoder key \"", key,
+             "\" is not a token id");
+      }
       if (id < 0 || id >= vocab_size || !get(data, "content").is_string()) continue;
       std::string text = data["content"].get<std::string>();
       if (truthy(get(data, "special")) || looks_special(text)) {
@@ -244,7 +251,7 @@ struct SpecialVocab {
 
   void set_id(const std::string& typ, const json& v, const std::string& origin) {
     if (!v.is_number_integer()) return;
-    const int64_t id = v.get<int64_t>();
+    const int64_t id = require_json_integer<int64_t>(v, origin + ": the " + typ + " token id");
     LATHE_CHECK(id >= 0, origin, ": invalid id ", id, " for the ", typ, " token");
     if ((n_vocab < 0 || id < n_vocab) && !ids.count(typ)) ids[typ] = id;
   }
