@@ -5,7 +5,8 @@
 # nothing), and PyPI is the one registry besides Debian's that this project's machines
 # reach, so the pinned sdist is where a known llama.cpp comes from. Skips everything when
 # build/llama.cpp/bin holds both programs built from that pin.
-#   bash scripts/llama_cpp.sh          prints the bin/ folder on its last line
+#   bash scripts/llama_cpp.sh          prints the bin/ folder on its last line; exits 3
+#                                      when PyPI cannot be reached, 1 on any other failure
 # Two targets only: llama-quantize (the tests compare its bytes with lathe's) and
 # llama-server (the tests' generation and tokenization, and serving benchmarks); they need
 # ggml, libllama, llama-common, mtmd and the server, 210 compile steps, about 14 min of CPU
@@ -44,7 +45,8 @@ if [ -z "$sdist" ]; then
   # environment inside another, for minutes; the file is the same either way (43 s here).
   echo "llama_cpp: downloading llama-cpp-python==$version (source distribution)"
   "$python" -m pip download --quiet --disable-pip-version-check --no-binary llama-cpp-python \
-    --no-deps -d "$dir" "llama-cpp-python==$version"
+    --no-deps -d "$dir" "llama-cpp-python==$version" ||
+    { echo "llama_cpp: cannot download llama-cpp-python==$version from PyPI" >&2; exit 3; }
   sdist=$dir/llama_cpp_python-$version.tar.gz
 fi
 echo "$sha256  $sdist" | sha256sum --check --quiet ||
