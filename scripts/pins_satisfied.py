@@ -1,6 +1,6 @@
-"""Exits 0 when a virtual environment already has every pin of a requirements file.
+"""Exits 0 when a virtual environment already has every pin of some requirements files.
 
-Usage: .venv/bin/python scripts/pins_satisfied.py tests/requirements.txt
+Usage: .venv/bin/python scripts/pins_satisfied.py tests/requirements.txt [MORE.txt ...]
 
 Lets scripts/setup.sh skip pip (which would ask PyPI) on a re-run: each pinned package
 must be installed at its version, and so must the direct requirements of the extras it
@@ -29,10 +29,12 @@ def problem(req, extra=""):
     return None
 
 
-def main(path):
+def main(paths):
     missing = []
-    with open(path) as f:
-        lines = [line.split("#", 1)[0].strip() for line in f]
+    lines = []
+    for path in paths:
+        with open(path) as f:
+            lines += [line.split("#", 1)[0].strip() for line in f]
     for line in filter(None, lines):
         req = Requirement(line)
         issue = problem(req)
@@ -50,4 +52,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))

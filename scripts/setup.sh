@@ -5,7 +5,8 @@
 #   bash scripts/setup.sh --test   that, plus what the test suite and benchmarks need, and
 #                                  .venv/ at the repository root: Debian's python3 with the
 #                                  PyPI packages pinned in tests/requirements.txt (Ray,
-#                                  TensorBoard, Selenium)
+#                                  TensorBoard, Selenium, transformers) and
+#                                  tests/requirements-no-deps.txt (peft)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -63,14 +64,18 @@ fi
 # packages). --system-site-packages keeps python3-torch and the others importable from it.
 venv="$root/.venv"
 requirements="$root/tests/requirements.txt"
+# Installed without their dependencies: they declare a torch that Debian's 1.13.0a0 does not
+# meet, and pip would bring PyPI's (see the file's header).
+no_deps="$root/tests/requirements-no-deps.txt"
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating $venv"
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
 # pip would ask PyPI even when nothing changed; a re-run with every pin met does nothing.
-if "$venv/bin/python" "$root/scripts/pins_satisfied.py" "$requirements"; then
-  echo "setup: $venv has every pin of tests/requirements.txt"
+if "$venv/bin/python" "$root/scripts/pins_satisfied.py" "$requirements" "$no_deps"; then
+  echo "setup: $venv has every pin of tests/requirements.txt and tests/requirements-no-deps.txt"
 else
-  echo "setup: installing tests/requirements.txt into $venv"
+  echo "setup: installing tests/requirements.txt and tests/requirements-no-deps.txt into $venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$no_deps"
 fi

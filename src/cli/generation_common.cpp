@@ -12,12 +12,21 @@
 
 namespace lathe::cli {
 
-void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
-  GenerationOptions& o = f.options;
+void add_model_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("--model", f.model, "HF model folder (config.json, *.safetensors, tokenizer)")
       ->required();
   cmd->add_option("--adapter", f.adapter,
                   "PEFT LoRA adapter folder applied on top of --model (unmerged)");
+  cmd->add_option("--threads", f.threads, "0 = all cores")->capture_default_str();
+  cmd->add_option("--device", f.device,
+                  "cpu, cuda, or auto (cuda if this build has it and a GPU is visible)")
+      ->capture_default_str();
+  cmd->add_option("--precision", f.precision, "fp32 or bf16")->capture_default_str();
+}
+
+void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
+  add_model_flags(cmd, f);
+  GenerationOptions& o = f.options;
   cmd->add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate at most")
       ->capture_default_str();
   cmd->add_option("--temperature", o.temperature, "0 = greedy")->capture_default_str();
@@ -30,15 +39,10 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
       ->allow_extra_args(false);
   cmd->add_option("--seed", o.seed, "sampling seed")->capture_default_str();
   cmd->add_flag("--ignore-eos", o.ignore_eos, "do not stop at EOS (for benchmarks)");
-  cmd->add_option("--threads", f.threads, "0 = all cores")->capture_default_str();
-  cmd->add_option("--device", f.device,
-                  "cpu, cuda, or auto (cuda if this build has it and a GPU is visible)")
-      ->capture_default_str();
-  cmd->add_option("--precision", f.precision, "fp32 or bf16")->capture_default_str();
   cmd->add_flag("--profile", f.profile, "print the time spent in each op at exit");
 }
 
-LoadedModel load_for_generation(const GenerationFlags& f) {
+LoadedModel load_model_folder(const GenerationFlags& f, bool tokenizer_optional) {
   namespace fs = std::filesystem;
   LATHE_CHECK(fs::is_directory(f.model), "--model ", f.model,
               ": not a folder; give an HF model folder with config.json and *.safetensors");
@@ -63,7 +67,14 @@ LoadedModel load_for_generation(const GenerationFlags& f) {
     lora.commit();
     m.model->refresh_compute_weights();
   }
-  m.tokenizer = Tokenizer::load(f.model);
+  const bool has_tokenizer = fs::exists(fs::path(f.model) / "tokenizer.json") ||
+                             fs::exists(fs::path(f.model) / "tokenizer.model");
+  if (has_tokenizer || !tokenizer_optional) m.tokenizer = Tokenizer::load(f.model);
+  return m;
+}
+
+LoadedModel load_for_generation(const GenerationFlags& f) {
+  LoadedModel m = load_model_folder(f);
   m.generator = std::make_unique<Generator>(*m.model, *m.backend, m.tokenizer.get());
   // The folder's EOS list (Llama 3 instruct: <|end_of_text|> and <|eot_id|>) and the
   // tokenizer's own EOS all end a sequence.

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add(lathe::cli::add_bench);
   add(lathe::cli::add_generate);
   add(lathe::cli::add_chat);
+  add(lathe::cli::add_logits);
   add(lathe::cli::add_merge);
   add(lathe::cli::add_export);
   add(lathe::cli::add_eval);

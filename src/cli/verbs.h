@@ -11,6 +11,7 @@ Action add_train(CLI::App& app);
 Action add_bench(CLI::App& app);
 Action add_prep(CLI::App& app);
 Action add_tokenize(CLI::App& app);
+Action add_logits(CLI::App& app);
 Action add_generate(CLI::App& app);
 Action add_chat(CLI::App& app);
 Action add_merge(CLI::App& app);

@@ -1,8 +1,10 @@
 #include "io/hf_export.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "backend/host_staging.h"
@@ -25,6 +27,42 @@ const char* torch_dtype_name(DType dtype) {
 // transformers shards at 5 GB by default; keep the same so tools see familiar folders.
 constexpr uint64_t kMaxShardBytes = uint64_t(5) * 1000 * 1000 * 1000;
 
+// The source folder's tokenizer files, or with `tokenizer` (extended with special tokens)
+// its own. A source with tokenizer.model but no tokenizer.json also gets the tokenizer.json
+// lathe tokenizes with, so that transformers reads that instead of converting
+// tokenizer.model itself: its converter drops SentencePiece's leading "▁" when
+// tokenizer_config.json says "add_prefix_space": null (transformers 4.49 on the Llama 2
+// tokenizer.model and tokenizer_config.json of tests/data/tokenizer/llama2: 26785 of the
+// 26858 GSM8K, PubMedQA, SAMSum and fuzz texts encode differently from SentencePiece), and
+// reads a Llama 3 (tiktoken) tokenizer.model only with packages beyond transformers.
+void write_tokenizer_files(const std::string& source_folder, const fs::path& dir,
+                           const Tokenizer* tokenizer) {
+  if (source_folder.empty()) return;
+  const fs::path src(source_folder);
+  static const char* const kFiles[] = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                                       "special_tokens_map.json", "generation_config.json"};
+  for (const char* name : kFiles) {
+    // A saved extended tokenizer replaces these; tokenizer.model could not hold its new
+    // tokens, so it is left out rather than contradicting tokenizer.json.
+    if (tokenizer && std::string(name) != "generation_config.json") continue;
+    if (fs::exists(src / name)) copy_file_into(src / name, dir / name);
+  }
+  if (tokenizer) {
+    tokenizer->save(dir.string());
+  } else if (fs::exists(src / "tokenizer.model") && !fs::exists(src / "tokenizer.json")) {
+    // A run on pre-tokenized data never read the tokenizer: one lathe cannot read costs the
+    // tokenizer.json, not the model at the end of the run.
+    std::unique_ptr<Tokenizer> source_tokenizer;
+    try {
+      source_tokenizer = Tokenizer::load(source_folder);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "warning: no tokenizer.json written beside tokenizer.model: %s\n",
+                   e.what());
+    }
+    if (source_tokenizer) source_tokenizer->save(dir.string());
+  }
+}
+
 }  // namespace
 
 void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtype,
@@ -34,19 +72,7 @@ void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtyp
     safetensors_write_model(tmp.string(), tensors, size_t(kMaxShardBytes));
     write_file_atomic((tmp / "config.json").string(),
                       llama_config_to_json_text(model.config(), torch_dtype_name(dtype)));
-    static const char* const kTokenizerFiles[] = {"tokenizer.json", "tokenizer.model",
-                                                  "tokenizer_config.json",
-                                                  "special_tokens_map.json",
-                                                  "generation_config.json"};
-    for (const char* name : kTokenizerFiles) {
-      if (source_folder.empty()) break;
-      // A saved extended tokenizer replaces these; tokenizer.model could not hold its new
-      // tokens, so it is left out rather than contradicting tokenizer.json.
-      if (tokenizer && std::string(name) != "generation_config.json") continue;
-      const fs::path src = fs::path(source_folder) / name;
-      if (fs::exists(src)) copy_file_into(src, tmp / name);
-    }
-    if (tokenizer) tokenizer->save(tmp.string());
+    write_tokenizer_files(source_folder, tmp, tokenizer);
   });
 }
 
@@ -109,11 +135,7 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
   }
   write_file_atomic((tmp / "config.json").string(),
                     llama_config_to_json_text(model.config(), torch_dtype_name(dtype)));
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                           "special_tokens_map.json", "generation_config.json"}) {
-    const fs::path src = fs::path(source_folder) / name;
-    if (!source_folder.empty() && fs::exists(src)) copy_file_into(src, tmp / name);
-  }
+  write_tokenizer_files(source_folder, tmp, nullptr);
   std::error_code ec;
   fs::remove_all(out, ec);
   fs::rename(tmp, out);

@@ -13,7 +13,8 @@ class Tokenizer;
 
 // Writes into <dir>.tmp and renames to <dir> when complete. With `tokenizer` (one that
 // was extended with special tokens) its files are written instead of copying the
-// source folder's tokenizer files.
+// source folder's tokenizer files. A source with tokenizer.model and no tokenizer.json
+// also gets a tokenizer.json, so that transformers tokenizes as lathe does.
 void export_hf_model(const LlamaModel& model, const std::string& dir, DType dtype,
                      const std::string& source_folder, const Tokenizer* tokenizer = nullptr);
 

@@ -10,7 +10,7 @@ import re
 import struct
 import sys
 
-# Fields of peft.LoraConfig (PEFT 0.7-0.13): from_pretrained passes the json as keyword
+# Fields of peft.LoraConfig (PEFT 0.7-0.15): from_pretrained passes the json as keyword
 # arguments, so a key outside this set would make PEFT refuse the file.
 LORA_CONFIG_FIELDS = {
     "peft_type", "task_type", "auto_mapping", "base_model_name_or_path", "revision",
