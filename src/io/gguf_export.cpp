@@ -9,10 +9,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
+#include <sstream>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -44,6 +44,7 @@ bool quantized(GgmlType t) { return ggml_block_size(t) > 1; }
 // One tensor of the output: where its values come from and how they are laid out.
 struct Planned {
   std::string name;                 // llama.cpp's name
+  std::string hf;                   // the HF name it comes from ("" for rope_freqs)
   const TensorInfo* src = nullptr;  // nullptr: `values` holds it (rope_freqs)
   std::vector<float> values;
   std::vector<int64_t> shape;  // [rows, cols] or [n]
@@ -129,6 +130,33 @@ std::string folder_name(const std::string& dir) {
   return p.filename().string();
 }
 
+// gguf-py's Metadata.id_to_title, which the converter applies to the folder's name: "-" to
+// " ", and each all-lowercase word that is not a version or a number title-cased
+// ("llama2-tok" -> "Llama2 Tok", "stories260K" unchanged).
+std::string id_to_title(const std::string& id) {
+  std::string spaced = id;
+  std::replace(spaced.begin(), spaced.end(), '-', ' ');
+  std::istringstream words(spaced);
+  std::string out, w;
+  static const std::regex keep(R"(^(v\d+(?:\.\d+)*|\d.*)$)");
+  while (words >> w) {
+    const bool has_lower =
+        std::any_of(w.begin(), w.end(), [](char c) { return std::islower(uint8_t(c)); });
+    const bool has_upper =
+        std::any_of(w.begin(), w.end(), [](char c) { return std::isupper(uint8_t(c)); });
+    if (has_lower && !has_upper && !std::regex_match(w, keep)) {
+      bool after_letter = false;
+      for (char& c : w) {
+        const bool letter = std::isalpha(uint8_t(c)) != 0;
+        if (letter) c = char(after_letter ? std::tolower(uint8_t(c)) : std::toupper(uint8_t(c)));
+        after_letter = letter;
+      }
+    }
+    out += (out.empty() ? "" : " ") + w;
+  }
+  return out;
+}
+
 // HF tensor name -> llama.cpp's, the shape config.json implies, and the RoPE permutation.
 struct NameRule {
   std::string hf, gguf;
@@ -194,6 +222,7 @@ std::vector<Planned> plan_tensors(const std::string& dir, const LlamaConfig& c,
                 shape_text(t->shape), ", config.json implies ", shape_text(rule.shape));
     Planned p;
     p.name = rule.gguf;
+    p.hf = rule.hf;
     p.src = t;
     p.shape = rule.shape;
     p.permute_heads = rule.permute_heads;
@@ -205,6 +234,14 @@ std::vector<Planned> plan_tensors(const std::string& dir, const LlamaConfig& c,
     fail(dir, ": tensor '", n, "' has no llama.cpp name (GGUF export knows a Llama's embedding, ",
          "attention, MLP, norms and lm_head; biases and other layers are not supported)");
   }
+  // The converter's order: generated tensors first, then the safetensors files by name and
+  // each file's tensors by HF name (so an f32 export can equal its file byte for byte).
+  std::stable_sort(out.begin(), out.end(), [](const Planned& a, const Planned& b) {
+    if (!a.src || !b.src) return !a.src && b.src;
+    const std::string fa = fs::path(a.src->file).filename().string();
+    const std::string fb = fs::path(b.src->file).filename().string();
+    return fa != fb ? fa < fb : a.hf < b.hf;
+  });
   return out;
 }
 
@@ -277,11 +314,6 @@ GgufExportReport export_gguf(const std::string& model_dir, const std::string& ou
   LATHE_CHECK(c.head_dim % 2 == 0, config_path, ": head_dim ", c.head_dim,
               " is odd; llama.cpp rotates pairs of values within a head (RoPE), so a GGUF needs ",
               "an even head_dim");
-  nlohmann::json raw;
-  {
-    std::ifstream f(config_path);
-    raw = nlohmann::json::parse(f, nullptr, false);
-  }
   const SafetensorsModel st(model_dir);
   std::vector<Planned> plan = plan_tensors(model_dir, c, st);
 
@@ -309,7 +341,8 @@ GgufExportReport export_gguf(const std::string& model_dir, const std::string& ou
   }
   w.add_string("general.architecture", "llama");
   w.add_string("general.type", "model");
-  w.add_string("general.name", options.name.empty() ? folder_name(model_dir) : options.name);
+  w.add_string("general.name",
+               options.name.empty() ? id_to_title(folder_name(model_dir)) : options.name);
   w.add_string("general.size_label", size_label(report.parameters));
   w.add_u32("llama.block_count", uint32_t(c.num_hidden_layers));
   w.add_u32("llama.context_length", uint32_t(c.max_position_embeddings));
@@ -319,13 +352,10 @@ GgufExportReport export_gguf(const std::string& model_dir, const std::string& ou
   w.add_u32("llama.attention.head_count_kv", uint32_t(c.num_key_value_heads));
   w.add_f32("llama.rope.freq_base", float(c.rope_theta));
   w.add_f32("llama.attention.layer_norm_rms_epsilon", float(c.rms_norm_eps));
-  // The converter writes key/value lengths when config.json sets head_dim; llama.cpp needs
-  // them whenever head_dim is not hidden_size / num_attention_heads.
-  if ((raw.is_object() && raw.contains("head_dim")) ||
-      c.head_dim * c.num_attention_heads != c.hidden_size) {
-    w.add_u32("llama.attention.key_length", uint32_t(c.head_dim));
-    w.add_u32("llama.attention.value_length", uint32_t(c.head_dim));
-  }
+  // The converter reads config.json through transformers' LlamaConfig, which always has a
+  // head_dim, so it always writes these.
+  w.add_u32("llama.attention.key_length", uint32_t(c.head_dim));
+  w.add_u32("llama.attention.value_length", uint32_t(c.head_dim));
   w.add_u32("general.file_type", ftype.file_type);
   w.add_u32("llama.vocab_size", uint32_t(c.vocab_size));
   w.add_u32("llama.rope.dimension_count", uint32_t(c.head_dim));

@@ -1,8 +1,9 @@
 // Tokenizer metadata for GGUF (gguf_vocab.h). The rules, and the names in the comments, are
 // those of convert_hf_to_gguf.py (TextModel._create_vocab_sentencepiece, get_vocab_base,
 // LlamaModel.set_vocab) and gguf-py's vocab.py (LlamaHfVocab, SpecialVocab) in llama.cpp as
-// vendored by llama-cpp-python 0.3.36; tests/io/gguf_export_test.py checks the result
-// against gguf-py's own SpecialVocab.
+// vendored by llama-cpp-python 0.3.36 (which is newer than PyPI's gguf 0.19.0 in two rules
+// of SpecialVocab, marked below); tests/io/gguf_export_test.py checks the result against
+// gguf-py's SpecialVocab, tests/io/llama_cpp_check.py against the converter itself.
 #include "io/gguf_vocab.h"
 
 #include <algorithm>
@@ -86,6 +87,25 @@ bool is_byte_piece(const std::string& t) {
   auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
   return t.size() == 6 && t.compare(0, 3, "<0x") == 0 && hex(t[3]) && hex(t[4]) && t[5] == '>';
 }
+
+// A Python dict's behaviour: keys in first-insertion order (the order the converter writes
+// them in), a later assignment replaces the value in place.
+template <class T>
+struct InsertionOrdered {
+  std::vector<std::pair<std::string, T>> items;
+  T& operator[](const std::string& key) {
+    for (auto& [k, v] : items)
+      if (k == key) return v;
+    return items.emplace_back(key, T{}).second;
+  }
+  bool count(const std::string& key) const {
+    for (const auto& kv : items)
+      if (kv.first == key) return true;
+    return false;
+  }
+  auto begin() const { return items.begin(); }
+  auto end() const { return items.end(); }
+};
 
 struct Vocab {
   std::vector<std::string> tokens;
@@ -243,8 +263,8 @@ Vocab byte_level_vocab(const Tokenizer& tk, int64_t vocab_size) {
 // from tokenizer.json, tokenizer_config.json and config.json.
 struct SpecialVocab {
   std::vector<std::string> types = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
-  std::map<std::string, int64_t> ids;
-  std::map<std::string, bool> add;
+  InsertionOrdered<int64_t> ids;
+  InsertionOrdered<bool> add;
   std::vector<std::string> merges;
   std::optional<std::string> chat_template;
   int64_t n_vocab = -1;  // ids at or above it are ignored; -1: no limit
@@ -265,7 +285,14 @@ struct SpecialVocab {
     if (single.size() > 1) {
       first = special_of(single.front());
       if (truthy(first)) {
-        if (!have_cfg) bos = first;
+        if (!have_cfg) {
+          bos = first;
+        } else if (first != bos && first != cls) {
+          // A template that starts with a token the config does not name: it becomes the
+          // BOS (and CLS) token where the config has none. (Not in gguf 0.19.0.)
+          if (!truthy(bos)) cfg["bos_token"] = bos = first;
+          if (!truthy(cls)) cfg["cls_token"] = cls = first;
+        }
         add["bos"] = first == bos || first == cls;
       }
       last = special_of(single.back());
@@ -339,8 +366,15 @@ struct SpecialVocab {
         const json procs = post.contains("processors") ? post["processors"] : json::array({post});
         for (const json& proc : procs) {
           const json type = get(proc, "type");
-          if (type == "RobertaProcessing") {
-            add["bos"] = add["eos"] = add["sep"] = true;
+          if (type == "ByteLevel") {
+            // No template: nothing is added, unless tokenizer_config.json says so below.
+            // (Not in gguf 0.19.0, which writes no add_bos_token / add_eos_token here.)
+            if (!add.count("bos")) add["bos"] = false;
+            if (!add.count("eos")) add["eos"] = false;
+          } else if (type == "RobertaProcessing") {
+            add["bos"] = true;
+            add["eos"] = true;
+            add["sep"] = true;
             if (!truthy(cls) && have_cfg) cfg["cls_token"] = cls = bos;
             if (!truthy(sep) && have_cfg) cfg["sep_token"] = sep = eos;
           } else if (type == "TemplateProcessing") {
@@ -450,7 +484,14 @@ std::string add_gguf_vocab(GgufWriter& w, const std::string& folder, int64_t voc
                   "knows Llama 3's, \"llama-bpe\", and GPT-2's, \"gpt-2\")");
       v = byte_level_vocab(*tk, vocab_size);
       model = "gpt2";
-      pre = m.regex == tok::SplitRegex::kGpt2 ? "gpt-2" : "llama-bpe";
+      // The converter names the pre-tokenizer by a hash of the ids its tokenizer gives a
+      // fixed text. For Llama 3's split pattern that hash tells Meta's current
+      // tokenizer.json, whose post-processor adds <|begin_of_text|> ("llama-bpe"), from the
+      // April 2024 one, which adds nothing and hashes as "smaug-bpe" (llama.cpp splits text
+      // the same way for both).
+      pre = m.regex == tok::SplitRegex::kGpt2 ? "gpt-2"
+            : !m.template_bos.empty()         ? "llama-bpe"
+                                              : "smaug-bpe";
       what = "byte-level tokenizer.json";
     }
   }

@@ -197,7 +197,13 @@ def expected_vocab(model_dir, cfg):
             t = f"[PAD{i}]"
             types.append(5)
         tokens.append(t)
-    return "gpt2", "llama-bpe", tokens, None, types
+    # The converter's hash of its ids on a fixed text: "llama-bpe" for Meta's tokenizer.json
+    # whose post-processor adds <|begin_of_text|>, "smaug-bpe" for the April 2024 one without.
+    procs = tj.get("post_processor") or {}
+    procs = procs.get("processors", [procs])
+    adds_bos = any(p.get("type") == "TemplateProcessing" and len(p.get("single", [])) > 1
+                   and "SpecialToken" in p["single"][0] for p in procs)
+    return "gpt2", "llama-bpe" if adds_bos else "smaug-bpe", tokens, None, types
 
 
 def field(reader, key):
@@ -298,6 +304,13 @@ def check_model(label, model_dir, summary):
     tok_model, tok_pre, tokens, scores, types = expected_vocab(model_dir, cfg)
     sv = gguf.SpecialVocab(model_dir, load_merges=tok_model == "gpt2",
                            n_vocab=None if tok_model == "gpt2" else len(tokens))
+    # The converter's own gguf-py (newer than PyPI's 0.19.0) also says "add nothing" for a
+    # ByteLevel post-processor; tests/io/llama_cpp_check.py runs that converter itself.
+    tj_path = os.path.join(model_dir, "tokenizer.json")
+    post = (json.load(open(tj_path, encoding="utf-8")).get("post_processor") or {}) if os.path.exists(tj_path) else {}
+    if any(p.get("type") == "ByteLevel" for p in post.get("processors", [post])):
+        sv.add_special_token.setdefault("bos", False)
+        sv.add_special_token.setdefault("eos", False)
     for type_name, (wanted, file_type) in TYPES.items():
         out = os.path.join(WORK, f"{label}-{type_name}.gguf")
         t0 = time.time()

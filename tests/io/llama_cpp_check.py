@@ -11,6 +11,8 @@ Usage: llama_cpp_check.py LATHE SRC_DIR LLAMA_CPP_BIN WORK_DIR
    `lathe generate --temperature 0` token for token; q8_0, q4_0 and q4_k are reported.
 3. llama-server's /tokenize equals `lathe tokenize` on stories260K's f16 export (and on the
    Llama 3 tokenizer model's, where the shared data has that tokenizer).
+4. llama.cpp's convert_hf_to_gguf.py, from the same source, writes the same files as
+   `lathe export` (f32 and q8_0; stories260K's token scores differ by design).
 """
 import json
 import os
@@ -126,6 +128,46 @@ def lathe_ids(model, text):
     return [int(line.split()[0]) for line in out[1:] if line.strip() and line.split()[0].isdigit()]
 
 
+def kv_fields(path):
+    r = gguf.GGUFReader(path)
+    return {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
+
+
+def converter_check(llama2):
+    """4. llama.cpp's own convert_hf_to_gguf.py (from the same source) on the same folders:
+    lathe's file must be the converter's byte for byte, except stories260K's token scores
+    (docs/export.md: the converter writes -1000 for a tokenizer.json vocabulary)."""
+    convert = os.path.join(BIN, "..", "src", "convert_hf_to_gguf.py")
+    try:
+        import transformers  # noqa: F401  (the converter reads tokenizers through it)
+    except ImportError:
+        print("note: no transformers in .venv; the comparison with convert_hf_to_gguf.py is skipped")
+        return
+    models = [("stories260K", STORIES, ("f32", "q8_0")), ("llama2-tok", llama2, ("f32", "q8_0"))]
+    llama3 = os.path.join(WORK, "llama3-tok")
+    if os.path.exists(llama3):
+        models.append(("llama3-tok", llama3, ("f32",)))
+    for label, model, types in models:
+        for type_ in types:
+            ours = os.path.join(WORK, f"{label}-{type_}.gguf")
+            if not os.path.exists(ours):
+                export(model, ours, type_)
+            theirs = os.path.join(WORK, f"{label}-{type_}.converter.gguf")
+            run([sys.executable, os.path.join(SRC, "tests", "io", "convert_hf_to_gguf_shim.py"), convert, model,
+                 "--outtype", type_, "--outfile", theirs])
+            if open(ours, "rb").read() == open(theirs, "rb").read():
+                print(f"convert_hf_to_gguf.py {label:12} {type_:5}: byte-identical file")
+                continue
+            a, b = kv_fields(ours), kv_fields(theirs)
+            differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            tdiff, _ = same_tensors(ours, theirs)
+            allowed = ["tokenizer.ggml.scores"] if label == "stories260K" else []
+            check(differ == allowed and not tdiff,
+                  f"{label} {type_}: vs convert_hf_to_gguf.py: keys {differ}, tensors {tdiff[:5]}")
+            print(f"convert_hf_to_gguf.py {label:12} {type_:5}: identical but for {differ or 'the layout'}"
+                  f"{'; tensors differ' if tdiff else ''}")
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     llama2 = os.path.join(WORK, "llama2-tok")
@@ -196,6 +238,7 @@ def main():
               f"{sum(a == b for _, a, b in pairs)}/{len(pairs)} texts; it generated {n} tokens")
     else:
         print(f"note: no Llama 3 tokenizer at {llama3_tok} (set LATHE_SHARED_DATA); its check is skipped")
+    converter_check(llama2)
     print(f"{len(failures)} failed" if failures else "all llama.cpp checks passed")
     return 1 if failures else 0
 

@@ -72,8 +72,11 @@ def main():
 
     os.makedirs(a.out, exist_ok=True)
     for f in TOKENIZER_FILES:
-        if os.path.exists(os.path.join(a.tokenizer, f)):
-            shutil.copyfile(os.path.join(a.tokenizer, f), os.path.join(a.out, f))
+        path = os.path.join(a.tokenizer, f)
+        # A tiktoken tokenizer.model (Meta's Llama 3 download) is not in HF folders, and
+        # llama.cpp's converter would try to read it as SentencePiece.
+        if os.path.exists(path) and (f != "tokenizer.model" or open(path, "rb").read(1) == b"\x0a"):
+            shutil.copyfile(path, os.path.join(a.out, f))
     vocab = a.vocab or tokenizer_size(a.tokenizer)
     head_dim = a.hidden // a.heads
     config = {
