@@ -26,6 +26,7 @@ targets=(llama-server llama-quantize)
 have_all() {
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "llama-cpp-python==$version" ] || return 1
   for t in "${targets[@]}"; do [ -x "$bin/$t" ] || return 1; done
+  [ -f "$dir/src/convert_hf_to_gguf.py" ]  # the converter, which the tests run too
 }
 if have_all; then
   echo "llama_cpp: $bin has ${targets[*]} from llama-cpp-python==$version"

@@ -2,7 +2,8 @@
 # llama.cpp itself on lathe's GGUF exports (tests/io/llama_cpp_check.py): llama-quantize
 # --pure's bytes equal lathe's quantizers', llama-server generates stories260K's greedy
 # tokens as `lathe generate` does (f32, f16; q8_0, q4_0, q4_k reported) and tokenizes as
-# `lathe tokenize` does. llama.cpp comes from scripts/llama_cpp.sh (built once into
+# `lathe tokenize` does, and its convert_hf_to_gguf.py writes the files lathe writes.
+# llama.cpp comes from scripts/llama_cpp.sh (built once into
 # build/llama.cpp: 14 min of CPU time the first time, then reused); gguf-py from .venv/.
 # Skips (77) without the gguf pin, or where PyPI cannot be reached (outside CI).
 set -euo pipefail
