@@ -12,6 +12,13 @@ set(LATHE_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=und
 if(LATHE_SANITIZE)
   add_compile_options(${LATHE_SANITIZER_FLAGS})
   add_link_options(-fsanitize=address,undefined)
+  # GCC 12's flow analysis sees through ASan's instrumentation badly and reports
+  # maybe-uninitialized inside libstdc++'s own std::regex (std::function moves in
+  # regex_automaton.h, from tests/train/config_test.cpp); the normal -Werror build keeps
+  # the warning, so lathe's code is still checked by it.
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    add_compile_options(-Wno-maybe-uninitialized)
+  endif()
 endif()
 
 if(LATHE_FUZZ)
