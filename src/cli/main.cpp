@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   add(lathe::cli::add_chat);
   add(lathe::cli::add_logits);
   add(lathe::cli::add_merge);
+  add(lathe::cli::add_export);
   add(lathe::cli::add_eval);
   add(lathe::cli::add_plan);
   add(lathe::cli::add_launch);

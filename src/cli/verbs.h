@@ -15,6 +15,7 @@ Action add_logits(CLI::App& app);
 Action add_generate(CLI::App& app);
 Action add_chat(CLI::App& app);
 Action add_merge(CLI::App& app);
+Action add_export(CLI::App& app);
 Action add_eval(CLI::App& app);
 Action add_plan(CLI::App& app);
 Action add_launch(CLI::App& app);

@@ -84,6 +84,12 @@ struct Model {
   // Token names a tokenizer.model implies (SentencePiece trainer spec, Llama 3 defaults).
   std::string bos_token, eos_token, pad_token;
 
+  // A SentencePiece tokenizer.model's own score and type of each piece (1 normal, 2 unknown,
+  // 3 control, 4 user-defined, 5 unused, 6 byte), which a GGUF vocabulary carries; empty for
+  // other files.
+  std::vector<float> sp_scores;
+  std::vector<uint8_t> sp_types;
+
   // tokenizer.json sections written back unchanged by save() (JSON text; empty = null).
   std::string normalizer_json, pre_tokenizer_json, post_processor_json, decoder_json;
 };

@@ -199,7 +199,11 @@ Model load_sentencepiece(const std::string& data, const std::string& path) {
   m.eos_token = piece_or_empty(pieces, spec.eos_id);
   m.pad_token = piece_or_empty(pieces, spec.pad_id);
   m.pieces.reserve(pieces.size());
-  for (const SpPiece& p : pieces) m.pieces.push_back(p.piece);
+  for (const SpPiece& p : pieces) {
+    m.pieces.push_back(p.piece);
+    m.sp_scores.push_back(p.score);
+    m.sp_types.push_back(uint8_t(p.type));
+  }
   m.texts = m.pieces;
   m.ids.build(m.texts);
 

@@ -54,6 +54,11 @@ class Tokenizer {
   bool adds_bos() const { return add_bos_; }
   bool adds_eos() const { return add_eos_; }
   bool byte_level() const { return m_.kind == tok::Kind::kByteLevel; }
+  // additional_special_tokens of tokenizer_config.json / special_tokens_map.json (and those
+  // add_special_tokens added), in order.
+  const std::vector<std::string>& additional_special_tokens() const { return additional_special_; }
+  // What the loader read (vocabulary, merges, added tokens, options), e.g. for a GGUF export.
+  const tok::Model& model() const { return m_; }
 
   // Appends new special tokens (ids vocab_size(), vocab_size()+1, ...); tokens that already
   // exist keep their id (a plain vocabulary token becomes special, as in HF). Returns the

@@ -168,3 +168,24 @@ TEST(BadInput, ARunOverTheProcessMemoryLimitRefuses) {
 
 }  // namespace
 }  // namespace lathe
+
+// lathe export --gguf: the type, the folder, and weights that contradict config.json.
+namespace lathe {
+namespace {
+
+TEST(BadInput, ExportGgufNamesTypeFolderAndTensor) {
+  const std::string dir = scratch_model("export");
+  expect_one_line_error(
+      run("export --model " + dir + "/model --gguf " + dir + "/m.gguf --type q2_k"),
+      {"--type q2_k", "f32, f16, bf16, q8_0, q4_0, q4_k"});
+  expect_one_line_error(run("export --model " + dir + "/none --gguf " + dir + "/m.gguf"),
+                        {dir + "/none: not a folder"});
+  fs::remove(dir + "/model/model.safetensors");
+  expect_one_line_error(run("export --model " + dir + "/model --gguf " + dir + "/m.gguf"),
+                        {"model.safetensors"});
+  EXPECT_FALSE(fs::exists(dir + "/m.gguf"));
+  EXPECT_FALSE(fs::exists(dir + "/m.gguf.tmp"));
+}
+
+}  // namespace
+}  // namespace lathe

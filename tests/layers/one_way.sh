@@ -17,8 +17,9 @@ layer_of() {
     kernels/*) echo 2 ;;
     # Collectives know nothing of models; the model's sharded gathers run on them.
     dist/communicator.* | dist/comm_worker.*) echo 4 ;;
-    # Model file formats (config.json, HF export, PEFT adapters) read and write model types.
-    io/hf_config.* | io/hf_export.* | io/peft_adapter.*) echo 6 ;;
+    # Model file formats (config.json, HF export, GGUF export, PEFT adapters) read and write
+    # model types.
+    io/hf_config.* | io/hf_export.* | io/gguf_export.* | io/peft_adapter.*) echo 6 ;;
     # Run records (TensorBoard event files) know only core; the trainer writes them.
     io/* | tokenizer/* | data/* | metrics/*) echo 4 ;;
     model/*) echo 5 ;;
