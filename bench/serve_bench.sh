@@ -7,9 +7,9 @@
 #
 #   bash bench/serve_bench.sh [LATHE] [CLIENTS] [SECONDS]     (defaults: build/lathe 32 60)
 #
-# Side by side with llama.cpp's llama-server on the same model as an f16 GGUF, same threads
-# and load: runs when scripts/llama_cpp.sh (which builds llama-server) and
-# `lathe export --gguf` are present; otherwise it says so and measures lathe alone.
+# Then llama.cpp's llama-server (scripts/llama_cpp.sh builds it into build/llama.cpp, about
+# 7 min the first time) on the same models as f16 GGUF (`lathe export --gguf`), with the
+# same threads and load, side by side. Results: docs/serving.md#performance.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 lathe=${1:-$root/build/lathe}
