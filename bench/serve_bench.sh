@@ -3,7 +3,8 @@
 # streaming clients for S seconds, plus one client alone, on stories260K and on the 56M
 # bench shape (configs/bench/llama-56m.json, random weights from `lathe bench --save-model`,
 # the Llama 2 tokenizer of tests/data/tokenizer/llama2). Reports tokens/s, latency and
-# time-to-first-token p50/p99, batch-1 latency, errors and the server's peak RSS.
+# time-to-first-token p50/p99, batch-1 latency, errors, and the server's peak RSS and its RSS
+# a quarter of the way into the load and at the end (flat memory gains nothing between).
 #
 #   bash bench/serve_bench.sh [LATHE] [CLIENTS] [SECONDS]     (defaults: build/lathe 32 60)
 #

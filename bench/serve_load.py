@@ -8,7 +8,9 @@ Usage: serve_load.py --url http://127.0.0.1:PORT --model NAME [--pid SERVER_PID]
 
 Prints a table and, last, one JSON line: requests, errors by status, completion tokens/s,
 requests/s, latency and time-to-first-token p50/p99 (s), the batch-1 latency and tokens/s,
-and the server's peak RSS (VmHWM of --pid) in MiB.
+and the server's peak RSS (VmHWM of --pid) in MiB. With --pid it also samples the server's
+RSS once a second under load, and reports it a quarter of the way in and at the end: a
+server whose memory is flat gains nothing between the two.
 """
 import argparse
 import http.client
@@ -66,14 +68,18 @@ def one_request(host, port, model, prompt, max_tokens, key):
         conn.close()
 
 
-def peak_rss_mib(pid):
+def status_mib(pid, field):
     try:
         for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def peak_rss_mib(pid):
+    return status_mib(pid, "VmHWM")
 
 
 def main():
@@ -115,13 +121,27 @@ def main():
             if r[0] != 200:
                 time.sleep(0.5)  # a refused request (429) waits before the next
 
+    rss = []  # (seconds into the load, MiB)
+
+    def sample_rss():
+        while time.perf_counter() < deadline:
+            rss.append((time.perf_counter() - t0, status_mib(a.pid, "VmRSS")))
+            time.sleep(1.0)
+
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
+    if a.pid:
+        threads.append(threading.Thread(target=sample_rss))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    # A quarter of the way in every client has run requests, so the memory a server keeps
+    # for its batch is in place; what it gains after that is growth under load.
+    rss = [(t, m) for t, m in rss if m is not None]
+    quarter = next((m for t, m in rss if t >= a.seconds / 4), None)
+    rss_end = rss[-1][1] if rss else None
 
     ok = [r for r in results if r[0] == 200]
     errors = {}
@@ -140,6 +160,8 @@ def main():
         "ttft_p99_s": percentile([r[2] for r in ok if r[2] is not None], 99),
         "batch1_latency_s": round(b1_latency, 3), "batch1_tokens_per_s": round(b1_rate, 1),
         "peak_rss_mib": peak_rss_mib(a.pid) if a.pid else None,
+        "rss_quarter_mib": quarter, "rss_end_mib": rss_end,
+        "rss_growth_mib": round(rss_end - quarter, 1) if quarter and rss_end else None,
     }
     for k in ("latency_p50_s", "latency_p99_s", "ttft_p50_s", "ttft_p99_s"):
         if out[k] is not None:
@@ -148,7 +170,8 @@ def main():
           f"{out['tokens_per_s']} tok/s, latency p50 {out['latency_p50_s']} s p99 "
           f"{out['latency_p99_s']} s, TTFT p50 {out['ttft_p50_s']} s p99 {out['ttft_p99_s']} s; "
           f"batch-1 {out['batch1_latency_s']} s ({out['batch1_tokens_per_s']} tok/s); "
-          f"peak RSS {out['peak_rss_mib']} MiB", flush=True)
+          f"peak RSS {out['peak_rss_mib']} MiB, RSS {out['rss_quarter_mib']} MiB a quarter in "
+          f"and {out['rss_end_mib']} MiB at the end", flush=True)
     print(json.dumps(out), flush=True)
 
 
