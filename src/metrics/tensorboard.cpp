@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/json_number.h"
+#include "core/wall_clock.h"
 #include "tensorboard_event.pb.h"
 
 namespace fs = std::filesystem;
@@ -36,10 +37,6 @@ uint32_t masked_crc(const void* data, size_t n) {
   return ((c >> 15) | (c << 17)) + 0xa282ead8u;
 }
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 }  // namespace
 
 uint32_t crc32c(const void* data, size_t n) {
@@ -53,7 +50,7 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
   fs::create_directories(dir);
   char host[256] = "localhost";
   ::gethostname(host, sizeof host - 1);
-  const double t = now_seconds();
+  const double t = wall_clock_seconds();
   // TensorBoard reads a folder's files in name order; the name starts with the time.
   path_ = (fs::path(dir) /
            str_cat("events.out.tfevents.", int64_t(t), ".", host, ".", ::getpid(), ".0"))
@@ -84,7 +81,7 @@ void TensorBoardWriter::log(const nlohmann::json& line) {
   const auto step = json_integer<int64_t>(line["step"]);
   if (!step) return;  // a line a crash cut short, or not a training line
   tensorboard::Event e;
-  e.set_wall_time(json_double(line.value("time", nlohmann::json())).value_or(now_seconds()));
+  e.set_wall_time(json_double(line.value("time", nlohmann::json())).value_or(wall_clock_seconds()));
   e.set_step(*step);
   for (const auto& [key, v] : line.items()) {
     if (key == "step" || key == "time" || !v.is_number()) continue;
