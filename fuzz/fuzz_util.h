@@ -14,14 +14,16 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace lathe::fuzz {
 
 // Runs one parse. Bad input must end in an exception: lathe::Error from lathe's checks, or
-// a third-party parser's own (nlohmann, yaml-cpp) that lathe lets through. Two exceptions
-// mean a size was taken from the input unchecked, so they abort and the fuzzer keeps the
-// input: bad_alloc (an allocation too large for the process) and length_error (a string
-// or vector asked for more than max_size()).
+// a third-party parser's own (nlohmann, yaml-cpp) that lathe lets through. Three exceptions
+// mean lathe trusted the input where it should have checked, so they abort and the fuzzer
+// keeps the input: bad_alloc (an allocation too large for the process), length_error (a
+// string or vector asked for more than max_size()) and JsonAccessBug (a JSON lookup of a
+// key or element that is not there, see core/json.h).
 template <class F>
 void run_guarded(F&& parse) {
   try {
@@ -31,6 +33,9 @@ void run_guarded(F&& parse) {
     std::abort();
   } catch (const std::length_error& e) {
     std::fprintf(stderr, "unchecked size: %s\n", e.what());
+    std::abort();
+  } catch (const lathe::JsonAccessBug& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     std::abort();
   } catch (const std::exception& e) {
     // LATHE_FUZZ_VERBOSE=1 shows why each input was rejected, e.g. to check that a seed

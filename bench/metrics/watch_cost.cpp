@@ -14,9 +14,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/json.h"
 #include "metrics/dashboard_server.h"
 #include "metrics/tensorboard.h"
 

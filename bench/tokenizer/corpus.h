@@ -5,10 +5,11 @@
 #pragma once
 #include <fstream>
 #include <iterator>
-#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "core/json.h"
 
 namespace lathe::bench {
 

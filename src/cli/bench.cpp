@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <string>
@@ -18,6 +17,7 @@
 #include "backend/select.h"
 #include "cli/verbs.h"
 #include "core/cpu_isa.h"
+#include "core/json.h"
 #include "io/hf_export.h"
 #include "model/llama.h"
 #include "train/optimizer.h"

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -14,6 +13,7 @@
 #include "backend/select.h"
 #include "cli/verbs.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "eval/choice_scoring.h"
 #include "eval/evaluator.h"
 #include "tokenizer/tokenizer.h"

@@ -3,13 +3,13 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cli/generation_common.h"
 #include "cli/verbs.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "generate/stop.h"
 
 namespace lathe::cli {

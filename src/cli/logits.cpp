@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
 #include <string>
@@ -16,6 +15,7 @@
 #include "cli/generation_common.h"
 #include "cli/verbs.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "io/safetensors.h"
 
 namespace lathe::cli {

@@ -5,10 +5,10 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace lathe {
 namespace {

@@ -2,9 +2,9 @@
 
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "data/formats.h"
 #include "tokenizer/tokenizer.h"
 

@@ -12,11 +12,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/json_number.h"
 #include "io/gguf_writer.h"
 #include "tokenizer/tokenizer.h"

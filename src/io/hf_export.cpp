@@ -5,10 +5,10 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "backend/host_staging.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "io/folder_write.h"
 #include "io/safetensors.h"
 #include "model/llama.h"
@@ -92,7 +92,8 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
   std::vector<std::pair<size_t, size_t>> file_elems(1, {0, 0});  // flat range of each file
   uint64_t bytes = 0, total = 0;
   // full_shard: this process holds [b, e) of the flat parameters and writes exactly those.
-  const auto held = model.sharded() ? model.shard_range() : std::pair<size_t, size_t>{0, model.num_params()};
+  const auto held =
+      model.sharded() ? model.shard_range() : std::pair<size_t, size_t>{0, model.num_params()};
   const HostRead<float> params(model.backend(), model.params(), held.second);
   for (const ParamEntry& e : model.table().entries) {
     const uint64_t nbytes = uint64_t(e.numel) * dtype_size(dtype);
@@ -119,8 +120,10 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
       std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, files.size());
     if (model.sharded()) {
       const auto [ff, fl] = file_elems[i];
-      const size_t lo = std::clamp(held.first, ff, fl), hi = std::clamp(held.first + held.second, ff, fl);
-      std::pair<uint64_t, uint64_t> share{(lo - ff) * dtype_size(dtype), (hi - ff) * dtype_size(dtype)};
+      const size_t lo = std::clamp(held.first, ff, fl),
+                   hi = std::clamp(held.first + held.second, ff, fl);
+      std::pair<uint64_t, uint64_t> share{(lo - ff) * dtype_size(dtype),
+                                          (hi - ff) * dtype_size(dtype)};
       if (!write_share) share = {0, 0};  // a replica: another process writes these bytes
       safetensors_write_parallel((tmp / name).string(), files[i], rank, world, barrier, &share);
     } else {
@@ -130,7 +133,8 @@ void export_hf_model_parallel(const LlamaModel& model, const std::string& dir, D
   }
   if (rank != 0) return;
   if (files.size() > 1) {
-    const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    const nlohmann::json index = {{"metadata", {{"total_size", total}}},
+                                  {"weight_map", weight_map}};
     write_file_atomic((tmp / "model.safetensors.index.json").string(), index.dump(2) + "\n");
   }
   write_file_atomic((tmp / "config.json").string(),

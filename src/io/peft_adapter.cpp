@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/json_number.h"
 #include "io/folder_write.h"
 #include "io/safetensors.h"

@@ -4,8 +4,9 @@
 // synced from another machine are all read the same way.
 #pragma once
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include "core/json.h"
 
 namespace lathe {
 

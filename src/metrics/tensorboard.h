@@ -3,8 +3,9 @@
 #pragma once
 #include <cstdint>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include "core/json.h"
 
 namespace lathe {
 

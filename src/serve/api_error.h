@@ -2,9 +2,10 @@
 //   {"error": {"message": ..., "type": ..., "param": ..., "code": ...}}
 // with `param` naming the request field at fault (null when none is).
 #pragma once
-#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+
+#include "core/json.h"
 
 namespace lathe {
 

@@ -5,11 +5,11 @@
 // an answer that silently left out what it asked for.
 #pragma once
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "generate/chat_prompt.h"
 
 namespace lathe {

@@ -7,10 +7,10 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
+#include "core/json.h"
 #include "serve/api_error.h"
 #include "serve/serve_metrics.h"
 #include "serve/server.h"

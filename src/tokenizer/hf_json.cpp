@@ -2,10 +2,10 @@
 // families use are accepted; anything else is an error naming the section, so a model
 // never trains on silently different token ids.
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/json_number.h"
 #include "tokenizer/model.h"
 
@@ -123,8 +123,14 @@ void read_post_processor(const json& j, Model& m) {
     if (p->value("type", "") != "TemplateProcessing" || !p->contains("single")) continue;
     const json& single = (*p)["single"];
     if (single.empty()) continue;
-    auto special = [](const json& item) {
-      return item.contains("SpecialToken") ? string_or_empty(item["SpecialToken"]["id"]) : "";
+    // {"SpecialToken": {"id": "<s>", ...}}; anything else (a Sequence item, or an entry
+    // missing "id") names no token.
+    auto special = [](const json& item) -> std::string {
+      if (!item.is_object()) return "";
+      const auto token = item.find("SpecialToken");
+      if (token == item.end() || !token->is_object()) return "";
+      const auto id = token->find("id");
+      return id == token->end() ? "" : string_or_empty(*id);
     };
     m.template_bos = special(single.front());
     if (single.size() > 1) m.template_eos = special(single.back());

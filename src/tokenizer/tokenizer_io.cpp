@@ -1,14 +1,14 @@
 // Tokenizer from and to an HF model folder: which file to read, what tokenizer_config.json
 // and special_tokens_map.json change, and the three files save() writes.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;

@@ -8,10 +8,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/json_number.h"
 #include "dist/communicator.h"
 #include "io/safetensors.h"

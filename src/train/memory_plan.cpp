@@ -5,10 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/safetensors.h"
 #include "model/nf4.h"
 #include "model/param_table.h"

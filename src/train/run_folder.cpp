@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/json_number.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"

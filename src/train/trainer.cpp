@@ -12,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
@@ -21,6 +20,7 @@
 #include "backend/select.h"
 #include "core/cpu_isa.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/trace.h"
 #include "core/wall_clock.h"
 #include "data/batcher.h"

@@ -3,9 +3,9 @@
 // final model or PEFT adapter. The step loop itself is in trainer.cpp.
 #include <cstdio>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/trace.h"
 #include "core/wall_clock.h"
 #include "dist/communicator.h"

@@ -10,10 +10,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "backend/backend.h"
+#include "core/json.h"
 #include "model/golden.h"
 
 namespace fs = std::filesystem;

@@ -9,10 +9,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "io/safetensors.h"
 #include "model/golden.h"
 #include "tokenizer/tokenizer.h"

@@ -6,9 +6,9 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/json.h"
 #include "generate/generate_test_util.h"
 #include "tokenizer/tokenizer_test_util.h"
 

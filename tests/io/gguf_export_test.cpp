@@ -12,10 +12,10 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/gguf_writer.h"
 #include "io/safetensors.h"
 

@@ -12,10 +12,10 @@
 
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "metrics/run_reader.h"
 
 namespace fs = std::filesystem;

@@ -5,8 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
-#include <nlohmann/json.hpp>
-
+#include "core/json.h"
 #include "generate/chat_prompt.h"
 #include "generate/generate_test_util.h"
 #include "serve/scheduler.h"

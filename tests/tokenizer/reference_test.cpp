@@ -5,9 +5,9 @@
 // Also decode(encode(x)) == x on all of them.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json.h"
 #include "tokenizer/tokenizer_test_util.h"
 
 namespace lathe {

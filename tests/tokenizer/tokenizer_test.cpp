@@ -3,9 +3,8 @@
 // saving/loading, and errors that name the file.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
+#include "core/json.h"
 #include "tokenizer/tokenizer_test_util.h"
 
 namespace fs = std::filesystem;
@@ -123,6 +122,25 @@ TEST(Tokenizer, ConfigDecidesBosAndEos) {
   EXPECT_FALSE(plain->adds_eos());
   EXPECT_EQ(plain->bos_id(), 1);
   EXPECT_EQ(plain->eos_id(), -1);  // nothing names it
+  fs::remove_all(dir);
+}
+
+// TemplateProcessing entries that name no token: a SpecialToken without "id", or one that
+// is not an object. They add no BOS; before, the loader looked "id" up unchecked and read
+// past the end of the map (undefined behaviour the fuzzer found).
+TEST(Tokenizer, TemplateEntriesWithoutAnIdAddNothing) {
+  const std::string src = std::string(LATHE_SOURCE_DIR) + "/examples/stories260K/tokenizer.json";
+  auto j = nlohmann::json::parse(tok_test::read_file(src));
+  const std::string dir = temp_dir("template");
+  for (const char* single : {R"([{"SpecialToken": {"type_id": 0}}, {"Sequence": {"id": "A"}}])",
+                             R"([{"SpecialToken": "<s>"}, 7])", R"([3, {"SpecialToken": {}}])"}) {
+    j["post_processor"]["single"] = nlohmann::json::parse(single);
+    write(dir + "/tokenizer.json", j.dump());
+    auto t = Tokenizer::load(dir);
+    EXPECT_FALSE(t->adds_bos()) << single;
+    EXPECT_FALSE(t->adds_eos()) << single;
+    EXPECT_EQ(t->encode("Once"), (Ids{403})) << single;
+  }
   fs::remove_all(dir);
 }
 

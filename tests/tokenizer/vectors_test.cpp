@@ -3,9 +3,9 @@
 // must match exactly, for each way of loading the tokenizer.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json.h"
 #include "tokenizer/tokenizer_test_util.h"
 
 namespace lathe {

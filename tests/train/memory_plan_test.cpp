@@ -1,6 +1,5 @@
 // The memory planner: the ZeRO formulas by hand, lathe's layout by hand for the 56M bench
 // model, and the planner's total against the peak RSS `lathe bench` measures.
-#include "backend/peak.h"
 #include "train/memory_plan.h"
 
 #include <fcntl.h>
@@ -12,11 +11,12 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "backend/peak.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "model/lora.h"
 
 namespace lathe {
@@ -331,11 +331,12 @@ void compare_with_bench(const std::string& what, const PlanInput& in,
   const double net = measured - base;
   const double err = (predicted - net) / net;
   std::printf(
-      "[ reached ] %s, %s kernels: predicted %.1f MiB (states %.1f, activations %.1f, scratch %.1f); "
+      "[ reached ] %s, %s kernels: predicted %.1f MiB (states %.1f, activations %.1f, scratch "
+      "%.1f); "
       "measured peak RSS %.1f MiB - baseline %.1f MiB (lathe bench --peak) = %.1f MiB; "
       "error %+.1f%%\n",
-      what.c_str(), for_here.bf16_kernels ? "bf16" : "fp32", predicted, p.model_states() / kMiB, p.activations() / kMiB, p.scratch() / kMiB,
-      measured, base, net, 100 * err);
+      what.c_str(), for_here.bf16_kernels ? "bf16" : "fp32", predicted, p.model_states() / kMiB,
+      p.activations() / kMiB, p.scratch() / kMiB, measured, base, net, 100 * err);
   EXPECT_LT(std::fabs(err), 0.15) << what;
 }
 
