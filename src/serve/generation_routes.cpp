@@ -270,25 +270,57 @@ SeqSpec base_spec(const SamplingFields& r, int adapter) {
   return s;
 }
 
+// A job for one request, before its choices: what every answer and metric carries.
+std::shared_ptr<Job> new_job(std::atomic<int64_t>& in_flight, ServeMetrics& metrics,
+                             Clock::time_point start, const char* id_prefix,
+                             const SamplingFields& r, const std::string& served_name,
+                             bool logprobs) {
+  auto job = std::make_shared<Job>();
+  job->in_flight = std::make_unique<InFlight>(in_flight);
+  job->metrics = &metrics;
+  job->start = start;
+  job->id = random_id(id_prefix);
+  job->model = r.model.empty() ? served_name : r.model;
+  job->created = unix_time();
+  job->logprobs = logprobs;
+  job->include_usage = r.include_usage;
+  return job;
+}
+
+// Queues the job's sequences and answers, streamed or whole.
+void run_job(std::shared_ptr<Job> job, Scheduler& scheduler, std::vector<SeqSpec> specs,
+             bool stream, httplib::Response& res) {
+  job->role_sent.assign(job->choices.size(), false);
+  job->ended_sent.assign(job->choices.size(), false);
+  job->handles = submit(scheduler, std::move(specs));
+  answer(std::move(job), stream, res);
+}
+
+// A generation route's frame: an ApiError thrown by `body` becomes its status and error
+// object, and counts in the metrics (a 500 was counted where it was raised).
+template <class Body>
+void answer_errors(ServeMetrics& metrics, const char* route, httplib::Response& res, Body&& body) {
+  const auto start = Clock::now();
+  try {
+    body(start);
+  } catch (const ApiError& e) {
+    if (e.status != 500)
+      metrics.observe_request(route, e.status,
+                              std::chrono::duration<double>(Clock::now() - start).count());
+    send_error(res, e);
+  }
+}
+
 }  // namespace
 
 void ApiServer::Impl::completions(const httplib::Request& req, httplib::Response& res) {
-  const auto start = Clock::now();
-  try {
+  answer_errors(metrics, "/v1/completions", res, [&](Clock::time_point start) {
     auto m = ready_model();
     const Tokenizer& tok = *m->tokenizer;
     const CompletionRequest r =
         parse_completion_request(parse_json_body(req.body), tok, opt.limits);
     const int adapter = adapter_of(*m, r.model);
-    auto job = std::make_shared<Job>();
-    job->in_flight = std::make_unique<InFlight>(in_flight);
-    job->metrics = &metrics;
-    job->start = start;
-    job->id = random_id("cmpl-");
-    job->model = r.model.empty() ? m->name : r.model;
-    job->created = unix_time();
-    job->logprobs = r.logprobs >= 0;
-    job->include_usage = r.include_usage;
+    auto job = new_job(in_flight, metrics, start, "cmpl-", r, m->name, r.logprobs >= 0);
     const uint64_t seed = request_seed(r);
     std::vector<SeqSpec> specs;
     for (size_t i = 0; i < r.prompts.size(); ++i) {
@@ -311,21 +343,12 @@ void ApiServer::Impl::completions(const httplib::Request& req, httplib::Response
         job->choices.emplace_back(tok, prompt, o);
       }
     }
-    job->role_sent.assign(job->choices.size(), false);
-    job->ended_sent.assign(job->choices.size(), false);
-    job->handles = submit(*m->scheduler, std::move(specs));
-    answer(job, r.stream, res);
-  } catch (const ApiError& e) {
-    if (e.status != 500)
-      metrics.observe_request("/v1/completions", e.status,
-                              std::chrono::duration<double>(Clock::now() - start).count());
-    send_error(res, e);
-  }
+    run_job(job, *m->scheduler, std::move(specs), r.stream, res);
+  });
 }
 
 void ApiServer::Impl::chat(const httplib::Request& req, httplib::Response& res) {
-  const auto start = Clock::now();
-  try {
+  answer_errors(metrics, "/v1/chat/completions", res, [&](Clock::time_point start) {
     auto m = ready_model();
     const Tokenizer& tok = *m->tokenizer;
     const ChatRequest r = parse_chat_request(parse_json_body(req.body), opt.limits);
@@ -339,16 +362,8 @@ void ApiServer::Impl::chat(const httplib::Request& req, httplib::Response& res) 
     }
     const int64_t max_tokens =
         checked_max_tokens(r, prompt.size(), opt.limits.context, opt.limits, "messages");
-    auto job = std::make_shared<Job>();
-    job->in_flight = std::make_unique<InFlight>(in_flight);
+    auto job = new_job(in_flight, metrics, start, "chatcmpl-", r, m->name, r.logprobs);
     job->chat = true;
-    job->metrics = &metrics;
-    job->start = start;
-    job->id = random_id("chatcmpl-");
-    job->model = r.model.empty() ? m->name : r.model;
-    job->created = unix_time();
-    job->logprobs = r.logprobs;
-    job->include_usage = r.include_usage;
     job->prompt_tokens = int64_t(prompt.size());
     const uint64_t seed = request_seed(r);
     std::vector<SeqSpec> specs;
@@ -366,16 +381,8 @@ void ApiServer::Impl::chat(const httplib::Request& req, httplib::Response& res) 
       o.strip_leading = true;
       job->choices.emplace_back(tok, prompt, o);
     }
-    job->role_sent.assign(job->choices.size(), false);
-    job->ended_sent.assign(job->choices.size(), false);
-    job->handles = submit(*m->scheduler, std::move(specs));
-    answer(job, r.stream, res);
-  } catch (const ApiError& e) {
-    if (e.status != 500)
-      metrics.observe_request("/v1/chat/completions", e.status,
-                              std::chrono::duration<double>(Clock::now() - start).count());
-    send_error(res, e);
-  }
+    run_job(job, *m->scheduler, std::move(specs), r.stream, res);
+  });
 }
 
 }  // namespace lathe
