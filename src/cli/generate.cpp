@@ -1,12 +1,12 @@
 // lathe generate --model DIR [--prompt TEXT ...] [--prompts FILE.jsonl]: completions of
 // prompts (or of BOS alone), printed or written as jsonl, with prefill and decode speed.
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/generation_common.h"
+#include "cli/json_lines.h"
 #include "cli/verbs.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -24,24 +24,14 @@ struct GenerateFlags {
 
 // Prompt texts from a jsonl file: field "prompt", else "text", per line.
 std::vector<std::string> read_prompts(const std::string& path) {
-  std::ifstream in(path);
-  LATHE_CHECK(in, path, ": cannot open the prompts file");
   std::vector<std::string> out;
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(path, ":", n, ": not valid JSON (", e.what(), ")");
-    }
+  for_each_json_line(path, "the prompts file", [&](const nlohmann::json& j, int64_t n) {
     const char* key = j.is_object() && j.contains("prompt") ? "prompt" : "text";
     LATHE_CHECK(
         j.is_object() && j.contains(key) && j[key].is_string(), path, ":", n,
         R"(: expected an object with a string "prompt" (or "text"), e.g. {"prompt": "Once upon"})");
     out.push_back(j[key].get<std::string>());
-  }
+  });
   LATHE_CHECK(!out.empty(), path, ": no prompts in the file");
   return out;
 }

@@ -2,10 +2,10 @@
 // --input FILE.jsonl: the ids of many texts, one JSON line each, for comparing with
 // another tokenizer.
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 
+#include "cli/json_lines.h"
 #include "cli/verbs.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -16,25 +16,15 @@ namespace {
 
 // Each non-blank line of `path` is {"text": "..."}; prints {"ids": [...]} for each, in order.
 int tokenize_file(const Tokenizer& tok, const std::string& path, bool add_special) {
-  std::ifstream in(path, std::ios::binary);
-  LATHE_CHECK(in, path, ": cannot open the input file");
-  std::string line;
   std::vector<int32_t> ids;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(path, ":", n, ": not valid JSON (", e.what(), ")");
-    }
+  for_each_json_line(path, "the input file", [&](const nlohmann::json& j, int64_t n) {
     LATHE_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), path, ":", n,
                 R"(: expected an object with a string "text", e.g. {"text": "Once upon"})");
     ids.clear();
     tok.encode_into(j["text"].get_ref<const std::string&>(), add_special, ids);
     std::fputs(nlohmann::json{{"ids", ids}}.dump().c_str(), stdout);
     std::fputc('\n', stdout);
-  }
+  });
   LATHE_CHECK(std::fflush(stdout) == 0, "writing the ids failed (disk full or closed pipe?)");
   return 0;
 }
