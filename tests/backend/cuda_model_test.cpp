@@ -21,6 +21,7 @@
 #include "generate/generator.h"
 #include "model/golden.h"
 #include "model/llama.h"
+#include "support/command.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -162,13 +163,8 @@ struct ShellRun {
 };
 
 ShellRun sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  const testing::CommandResult r = testing::run_command(cmd + " 2>&1");
+  return {r.status, r.out};
 }
 
 // $LATHE_BINARY, where set, replaces the build's binary (a bundle: gpu_check.sh).

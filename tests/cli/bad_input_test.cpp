@@ -11,6 +11,7 @@
 #include <string>
 
 #include "model/golden.h"
+#include "support/command.h"
 
 namespace fs = std::filesystem;
 
@@ -25,13 +26,8 @@ struct Result {
 // `shell` runs first in the same shell (a ulimit for the lathe process).
 Result run(const std::string& args, const std::string& shell = "") {
   const std::string cmd = shell + std::string(LATHE_BINARY) + " " + args + " 2>&1 >/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  const testing::CommandResult r = testing::run_command(cmd);
+  return {r.status, r.out};
 }
 
 // Copies the bundled stories260K model into a scratch folder the test may damage.

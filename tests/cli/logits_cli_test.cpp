@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "io/safetensors.h"
 #include "model/golden.h"
+#include "support/command.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lathe {
@@ -28,13 +29,8 @@ struct CliRun {
 CliRun run(const std::string& args, bool with_stderr = false) {
   const std::string cmd =
       std::string(LATHE_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  const testing::CommandResult r = testing::run_command(cmd);
+  return {r.status, r.out};
 }
 
 const std::string kStories = std::string(LATHE_SOURCE_DIR) + "/examples/stories260K";

@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/golden.h"
 #include "model/llama.h"
+#include "support/command.h"
 
 namespace fs = std::filesystem;
 
@@ -25,13 +26,8 @@ struct ShellRun {
 };
 
 ShellRun sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  const testing::CommandResult r = testing::run_command(cmd + " 2>&1");
+  return {r.status, r.out};
 }
 
 TEST(LoraCli, TrainSavesAPeftAdapterThatMergesIntoTheBase) {
@@ -42,15 +38,16 @@ TEST(LoraCli, TrainSavesAPeftAdapterThatMergesIntoTheBase) {
                              "/train/data.jsonl data.seq_len=24 train.batch_size=2 train.threads=2 "
                              "train.lr=1e-2 peft.method=lora peft.r=4 peft.alpha=8 "
                              "peft.target_modules=all-linear train.precision=fp32 ";
-  ShellRun t = sh(lathe + " train /dev/null" + common + "train.max_steps=4 output.dir=" + dir + "/a");
+  ShellRun t =
+      sh(lathe + " train /dev/null" + common + "train.max_steps=4 output.dir=" + dir + "/a");
   ASSERT_EQ(t.status, 0) << t.output;
   EXPECT_NE(t.output.find("PEFT LoRA adapter"), std::string::npos) << t.output;
   const std::string adapter = dir + "/a/final";
   ASSERT_TRUE(fs::exists(adapter + "/adapter_config.json"));
 
-  ShellRun check = sh("/usr/bin/python3 " + std::string(LATHE_SOURCE_DIR) +
-                 "/tests/reference/check_peft_adapter.py " + adapter + " " + golden +
-                 "/model/config.json");
+  ShellRun check =
+      sh("/usr/bin/python3 " + std::string(LATHE_SOURCE_DIR) +
+         "/tests/reference/check_peft_adapter.py " + adapter + " " + golden + "/model/config.json");
   EXPECT_EQ(check.status, 0) << check.output;
   EXPECT_NE(check.output.find("checked 28 tensors"), std::string::npos) << check.output;
 
@@ -61,12 +58,12 @@ TEST(LoraCli, TrainSavesAPeftAdapterThatMergesIntoTheBase) {
   EXPECT_EQ(spec.targets.size(), size_t(kNumProj));
 
   // Continue training from the adapter.
-  ShellRun cont = sh(lathe + " train /dev/null" + common + "train.max_steps=2 peft.adapter=" + adapter +
-                " output.dir=" + dir + "/b");
+  ShellRun cont = sh(lathe + " train /dev/null" + common +
+                     "train.max_steps=2 peft.adapter=" + adapter + " output.dir=" + dir + "/b");
   EXPECT_EQ(cont.status, 0) << cont.output;
 
-  ShellRun merge = sh(lathe + " merge --base " + golden + "/model --adapter " + adapter + " -o " + dir +
-                 "/merged --dtype fp32");
+  ShellRun merge = sh(lathe + " merge --base " + golden + "/model --adapter " + adapter + " -o " +
+                      dir + "/merged --dtype fp32");
   ASSERT_EQ(merge.status, 0) << merge.output;
   auto be = make_cpu_backend(2);
   SafetensorsModel merged(dir + "/merged"), base(golden + "/model");
@@ -82,7 +79,7 @@ TEST(LoraCli, TrainSavesAPeftAdapterThatMergesIntoTheBase) {
 
   // A mismatched adapter is refused by name.
   ShellRun bad = sh(lathe + " train /dev/null" + common + "train.max_steps=1 peft.adapter=" + dir +
-               "/nowhere output.dir=" + dir + "/c");
+                    "/nowhere output.dir=" + dir + "/c");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("adapter_config.json"), std::string::npos) << bad.output;
 }

@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "model/golden.h"
+#include "support/command.h"
 #include "train/config.h"
 
 namespace fs = std::filesystem;
@@ -33,13 +34,8 @@ struct Result {
 };
 
 Result sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  const testing::CommandResult r = testing::run_command(cmd + " 2>&1");
+  return {r.status, r.out};
 }
 
 void write_file(const std::string& path, const std::string& text) {

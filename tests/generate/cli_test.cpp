@@ -10,6 +10,7 @@
 
 #include "core/json.h"
 #include "generate/generate_test_util.h"
+#include "support/command.h"
 #include "tokenizer/tokenizer_test_util.h"
 
 namespace lathe {
@@ -23,13 +24,8 @@ struct Result {
 Result run(const std::string& args, bool want_stderr = false) {
   const std::string cmd =
       std::string(LATHE_BINARY) + " " + args + (want_stderr ? " 2>&1 >/dev/null" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  const testing::CommandResult r = testing::run_command(cmd);
+  return {r.status, r.out};
 }
 
 const std::string kModel = " --model " + gen_test::stories_dir() + " --threads 2";
