@@ -19,6 +19,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/config.h"
 #include "train/datasets.h"
+#include "train/eval_settings.h"
 #include "train/model_loader.h"
 
 namespace lathe::cli {
@@ -77,14 +78,7 @@ int run_eval(const EvalOptions& o) {
   }
   std::unique_ptr<LlamaModel> model = load_model(cfg, mc, *be, false);
 
-  EvalSettings es;
-  es.metrics = cfg.eval.metrics;
-  es.format = cfg.data.format;
-  es.batch_size = cfg.train.batch_size;
-  es.seq_len = cfg.data.seq_len;
-  es.pad_to_max = cfg.data.padding == "max_length";
-  es.max_samples = cfg.eval.max_samples;
-  es.max_new_tokens = cfg.eval.max_new_tokens;
+  const EvalSettings es = eval_settings(cfg);
   EvalReport r;
   if (!es.metrics.empty()) r = evaluate(*model, *be, tok.get(), rows, es);
   std::vector<ChoiceItem> items;

@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "metrics/tensorboard.h"
 #include "train/checkpoint.h"
+#include "train/eval_settings.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -79,14 +80,7 @@ std::string Trainer::write_checkpoint() {
 
 std::map<std::string, double> Trainer::log_eval(std::ostream& metrics, bool tty) {
   TraceScope event("eval", "phase");
-  EvalSettings es;
-  es.metrics = cfg_.eval.metrics;
-  es.format = cfg_.data.format;
-  es.batch_size = cfg_.train.batch_size;
-  es.seq_len = cfg_.data.seq_len;
-  es.pad_to_max = cfg_.data.padding == "max_length";
-  es.max_samples = cfg_.eval.max_samples;
-  es.max_new_tokens = cfg_.eval.max_new_tokens;
+  EvalSettings es = eval_settings(cfg_);
   // Split the loss rows over the processes, except under full_shard, where every forward
   // gathers layers collectively and so all processes must run the same batches.
   if (!model_->collective_forward()) {
