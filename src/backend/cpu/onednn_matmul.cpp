@@ -9,10 +9,16 @@
 #include "core/cpu_isa.h"
 #include "core/error.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/matmul_bf16_weights.h"
 #include "kernels/cpu/quant.h"
 
 namespace lathe {
 namespace {
+
+// Up to this many rows, a product against bf16-stored weights on fp32 kernels reads them
+// in place (cpu::matmul_bf16_weights); beyond it, oneDNN's fp32 kernels on a widened copy
+// are faster, the copy's cost spread over enough rows (bench/kernels/decode_products.cpp).
+constexpr int64_t kFewRowsBf16Weights = 64;
 
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, float,
                        float, bool>;
@@ -134,6 +140,14 @@ void OnednnMatmul::run(const MatmulArgs& args) {
   if (args.M == 0 || args.N == 0) return;
   MatmulArgs a = args;
   const int64_t rb = a.trans_b ? a.N : a.K, cb = a.trans_b ? a.K : a.N;
+  if (!a.B && !impl_->use_bf16(a) && a.B_bf16 && a.trans_b && !a.trans_a && a.alpha == 1.0f &&
+      a.M <= kFewRowsBf16Weights) {
+    // A few rows (generation, serving) against bf16-stored weights on fp32 kernels: read
+    // the bf16 weights as they are (kernels/cpu/matmul_bf16_weights.h).
+    LATHE_CHECK(a.bf16_operands, "bf16-stored weights in a product without bf16 operands");
+    cpu::matmul_bf16_weights(a.C, a.A, a.B_bf16, a.M, a.N, a.K, a.lda, a.ldb, a.ldc, a.beta);
+    return;
+  }
   if (!a.B && !impl_->use_bf16(a)) {
     // bf16-stored weights on fp32 kernels: widened (exactly) into a dense fp32 copy.
     LATHE_CHECK(a.B_bf16 && a.bf16_operands, "matmul without a B operand");

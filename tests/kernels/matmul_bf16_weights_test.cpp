@@ -1,0 +1,162 @@
+// Products of a few fp32 rows with bf16-stored weights (generation and serving of bf16
+// models on CPUs without bf16 dot products), in each ISA variant this CPU runs, against
+// the same product in double precision: tails on every side of the 4-row, 3-weight and
+// 8-wide blocks, strides wider than the rows, and accumulation into C. Then the property
+// serving relies on: a row's result is bit for bit the same alone as in any batch.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/cpu_isa.h"
+#include "kernels/cpu/kernel_list.h"
+
+namespace lathe {
+namespace {
+
+using namespace lathe::cpu;
+
+uint16_t to_bf16(float f) {  // truncation: any bf16 value will do as a weight
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return uint16_t(u >> 16);
+}
+
+float from_bf16(uint16_t b) {
+  const uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+using Fn = void (*)(float*, const float*, const uint16_t*, int64_t, int64_t, int64_t, int64_t,
+                    int64_t, int64_t, float);
+
+std::vector<std::pair<CpuIsa, Fn>> variants() {
+  std::vector<std::pair<CpuIsa, Fn>> v;
+#if defined(__x86_64__)
+  v.emplace_back(CpuIsa::Baseline, isa_baseline::matmul_bf16_weights);
+  if (cpu_isa_detected() >= CpuIsa::Avx2)
+    v.emplace_back(CpuIsa::Avx2, isa_avx2::matmul_bf16_weights);
+  if (cpu_isa_detected() >= CpuIsa::Avx512)
+    v.emplace_back(CpuIsa::Avx512, isa_avx512::matmul_bf16_weights);
+#else
+  v.emplace_back(CpuIsa::Baseline, isa_baseline::matmul_bf16_weights);
+#endif
+  return v;
+}
+
+struct Problem {
+  int64_t M, N, K, lda, ldw, ldc;
+  std::vector<float> A, C0;
+  std::vector<uint16_t> W;
+};
+
+Problem make(int64_t M, int64_t N, int64_t K, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Problem p{M, N, K, K + 3, K + 5, N + 2, {}, {}, {}};
+  p.A.resize(size_t(M * p.lda));
+  p.W.resize(size_t(N * p.ldw));
+  p.C0.resize(size_t(M * p.ldc));
+  for (float& x : p.A) x = nd(rng);
+  for (uint16_t& w : p.W) w = to_bf16(nd(rng));
+  for (float& x : p.C0) x = nd(rng);
+  return p;
+}
+
+TEST(MatmulBf16Weights, EveryIsaMatchesTheDefinition) {
+  std::mt19937 rng(11);
+  const int64_t shapes[][3] = {{1, 1, 1},   {1, 3, 8},   {4, 3, 16},    {5, 7, 13},
+                               {9, 10, 37}, {13, 5, 64}, {33, 17, 200}, {2, 40, 1376}};
+  for (const auto& s : shapes) {
+    const Problem p = make(s[0], s[1], s[2], rng);
+    for (float beta : {0.0f, 1.0f})
+      for (const auto& [isa, fn] : variants()) {
+        std::vector<float> C = p.C0;
+        fn(C.data(), p.A.data(), p.W.data(), p.M, p.N, p.K, p.lda, p.ldw, p.ldc, beta);
+        const std::string at = std::string(cpu_isa_name(isa)) + " M=" + std::to_string(p.M) +
+                               " N=" + std::to_string(p.N) + " K=" + std::to_string(p.K) +
+                               " beta=" + std::to_string(int(beta));
+        double worst = 0;  // error in units of the sum's magnitude Σ|a·w|
+        for (int64_t m = 0; m < p.M; ++m)
+          for (int64_t n = 0; n < p.ldc; ++n) {
+            const size_t at_c = size_t(m * p.ldc + n);
+            if (n >= p.N) {  // the padding of each C row is not written
+              ASSERT_EQ(C[at_c], p.C0[at_c]) << at << " wrote past row " << m;
+              continue;
+            }
+            double want = beta * double(p.C0[at_c]), mag = std::fabs(want);
+            for (int64_t k = 0; k < p.K; ++k) {
+              const double t =
+                  double(p.A[size_t(m * p.lda + k)]) * from_bf16(p.W[size_t(n * p.ldw + k)]);
+              want += t, mag += std::fabs(t);
+            }
+            worst = std::max(worst, std::fabs(double(C[at_c]) - want) / mag);
+          }
+        // fp32 accumulation in 8 partial sums of K/8 terms, then the tail: each adds at
+        // most one rounding (2^-24 relative) of the sum's magnitude per term.
+        const double bound = double(p.K / 8 + 8) * 6e-8;
+        EXPECT_LE(worst, bound) << at;
+        std::printf("[ reached  ] %s: max error %.2e of Σ|a·w| (bound %.1e)\n", at.c_str(), worst,
+                    bound);
+      }
+  }
+}
+
+TEST(MatmulBf16Weights, ARowsResultDoesNotDependOnItsBatch) {
+  std::mt19937 rng(12);
+  const Problem p = make(13, 11, 300, rng);
+  for (const auto& [isa, fn] : variants()) {
+    std::vector<float> batch = p.C0;
+    fn(batch.data(), p.A.data(), p.W.data(), p.M, p.N, p.K, p.lda, p.ldw, p.ldc, 1.0f);
+    for (int64_t m = 0; m < p.M; ++m) {
+      std::vector<float> alone(p.C0.begin() + m * p.ldc, p.C0.begin() + (m + 1) * p.ldc);
+      fn(alone.data(), p.A.data() + m * p.lda, p.W.data(), 1, p.N, p.K, p.lda, p.ldw, p.ldc, 1.0f);
+      EXPECT_EQ(0, std::memcmp(alone.data(), batch.data() + m * p.ldc, size_t(p.N) * 4))
+          << cpu_isa_name(isa) << ": row " << m << " differs alone and in a batch of " << p.M;
+    }
+  }
+}
+
+// Through the CPU backend without bf16 kernels, as a bf16 model's products reach it (B
+// null, bf16 bits beside it): a few rows read them in place, many rows on a widened copy;
+// both are the product.
+TEST(MatmulBf16Weights, BackendRunsBothPathsOnFp32Kernels) {
+  auto be = make_cpu_backend(0, /*bf16_kernels=*/false);
+  std::mt19937 rng(13);
+  for (int64_t M : {5, 200}) {
+    const Problem p = make(M, 24, 96, rng);
+    // A model stores its weights densely (row stride K), as the widened copy assumes.
+    std::vector<uint16_t> dense(size_t(p.N * p.K));
+    for (int64_t n = 0; n < p.N; ++n)
+      std::memcpy(&dense[size_t(n * p.K)], &p.W[size_t(n * p.ldw)], size_t(p.K) * 2);
+    std::vector<float> C = p.C0;
+    MatmulArgs a;
+    a.M = M, a.N = p.N, a.K = p.K;
+    a.A = p.A.data(), a.lda = p.lda;
+    a.B_bf16 = dense.data(), a.ldb = p.K, a.trans_b = true;
+    a.C = C.data(), a.ldc = p.ldc, a.beta = 1.0f;
+    a.bf16_operands = true;
+    be->matmul(a);
+    double worst = 0;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < p.N; ++n) {
+        double want = p.C0[size_t(m * p.ldc + n)], mag = std::fabs(want);
+        for (int64_t k = 0; k < p.K; ++k) {
+          const double t =
+              double(p.A[size_t(m * p.lda + k)]) * from_bf16(p.W[size_t(n * p.ldw + k)]);
+          want += t, mag += std::fabs(t);
+        }
+        worst = std::max(worst, std::fabs(double(C[size_t(m * p.ldc + n)]) - want) / mag);
+      }
+    EXPECT_LE(worst, 2e-6) << "M=" << M;
+  }
+}
+
+}  // namespace
+}  // namespace lathe
