@@ -65,7 +65,8 @@ TEST_P(CrossEntropy, GradientIsScaledSoftmaxMinusOneHot) {
   for (int64_t m = 0; m < M; ++m) {
     const std::vector<int32_t> t = {targets[m]};
     const std::vector<double> row(logits.begin() + m * V, logits.begin() + (m + 1) * V);
-    for (double g : test::fd_gradient([&](const auto& x) { return ce_ref(x, t, V); }, row, 1e-4))
+    for (double g :
+         test::fd_gradient([&, V = V](const auto& x) { return ce_ref(x, t, V); }, row, 1e-4))
       fd.push_back(g * scale);
   }
   // Probabilities in fp32; the floor is relative to |scale|, the largest possible entry.

@@ -110,13 +110,13 @@ TEST_F(EmulatedCudaKernels, RmsNormForwardAndBackward) {
     std::vector<float> dx = normal(size_t(M * C)), dw = normal(size_t(C)), g_dx = dx, g_dw = dw;
     cpu::rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), M, C, 1e-5f);
     cpu::rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), rstd.data(), M, C);
-    emu::launch(dim3(unsigned(M)), dim3(k::kNormThreads), 0, [&] {
+    emu::launch(dim3(unsigned(M)), dim3(k::kNormThreads), 0, [&, C = C] {
       k::rmsnorm_forward_kernel(g_out.data(), g_rstd.data(), x.data(), w.data(), C, 1e-5f);
     });
-    emu::launch(dim3(unsigned(M)), dim3(k::kNormThreads), 0, [&] {
+    emu::launch(dim3(unsigned(M)), dim3(k::kNormThreads), 0, [&, C = C] {
       k::rmsnorm_backward_dx_kernel(g_dx.data(), dout.data(), x.data(), w.data(), rstd.data(), C);
     });
-    emu::launch(dim3(unsigned((C + 31) / 32)), dim3(k::kColWarps * 32), 0, [&] {
+    emu::launch(dim3(unsigned((C + 31) / 32)), dim3(k::kColWarps * 32), 0, [&, M = M, C = C] {
       k::rmsnorm_backward_dw_kernel(g_dw.data(), dout.data(), x.data(), rstd.data(), M, C);
     });
     expect_close(g_out, out, 1e-6f, "rmsnorm out");

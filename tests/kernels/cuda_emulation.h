@@ -199,6 +199,9 @@ inline void launch(dim3 grid, dim3 block, size_t shared_bytes,
 // LATHE_LAUNCH (src/kernels/cuda/reduce.cuh).
 template <class Kernel>
 struct Launch {
+  // A constructor, not aggregate initialization: clang before 16 cannot initialize an
+  // aggregate from parentheses, which is how the launch macro spells it.
+  Launch(dim3 g, dim3 b, size_t s, Kernel k) : grid(g), block(b), shared(s), kernel(k) {}
   dim3 grid, block;
   size_t shared;
   Kernel kernel;

@@ -53,7 +53,9 @@ TEST_P(Embedding, BackwardAddsIntoTableGradient) {
   std::vector<float> dtable = d0;
   cpu::embedding_backward(dtable.data(), ids.data(), R.data(), M, C);
   auto fd = test::fd_gradient(
-      [&](const std::vector<double>& t) { return test::weighted_sum(embedding_ref(t, ids, C), R); },
+      [&, C = C](const std::vector<double>& t) {
+        return test::weighted_sum(embedding_ref(t, ids, C), R);
+      },
       test::to_double(table), 1e-3);
   for (size_t i = 0; i < fd.size(); ++i) fd[i] += d0[i];
   // fp32 sums of the rows that share an id (at most M terms of size ~1).

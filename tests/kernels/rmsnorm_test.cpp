@@ -67,12 +67,12 @@ TEST_P(RmsNorm, BackwardMatchesFiniteDifferencesAndAccumulates) {
 
   const auto xd = test::to_double(x), wd = test::to_double(w);
   auto fd_dx = test::fd_gradient(
-      [&](const std::vector<double>& xv) {
+      [&, M = M, C = C](const std::vector<double>& xv) {
         return test::weighted_sum(rmsnorm_ref(xv, wd, M, C, eps, nullptr), R);
       },
       xd, 1e-5);
   auto fd_dw = test::fd_gradient(
-      [&](const std::vector<double>& wv) {
+      [&, M = M, C = C](const std::vector<double>& wv) {
         return test::weighted_sum(rmsnorm_ref(xd, wv, M, C, eps, nullptr), R);
       },
       wd, 1e-5);

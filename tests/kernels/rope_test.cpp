@@ -92,7 +92,7 @@ TEST_P(Rope, InverseIsTheBackward) {
   cpu::rope_apply(grad.data(), pos.data(), table.data(), M, heads, D, stride, true);
   // Rows past the heads pass through unchanged, so their gradient is R itself.
   const auto fd = test::fd_gradient(
-      [&](const std::vector<double>& xv) {
+      [&, heads = heads, D = D](const std::vector<double>& xv) {
         return test::weighted_sum(rope_ref(xv, pos, heads, D, stride), R);
       },
       test::to_double(x), 1e-5);

@@ -58,7 +58,9 @@ TEST_P(SwiGlu, BackwardMatchesFiniteDifferencesAndOverwrites) {
   std::vector<float> dgu(M * 2 * I, std::numeric_limits<float>::quiet_NaN());
   cpu::swiglu_backward(dgu.data(), dh.data(), gu.data(), M, I);
   const auto fd = test::fd_gradient(
-      [&](const std::vector<double>& x) { return test::weighted_sum(swiglu_ref(x, M, I), dh); },
+      [&, M = M, I = I](const std::vector<double>& x) {
+        return test::weighted_sum(swiglu_ref(x, M, I), dh);
+      },
       test::to_double(gu), 1e-5);
   // fp32 sigmoid and products against an exact gradient; the floor is for gradients
   // that are ~0 (saturated gates), where relative error is meaningless.
