@@ -203,7 +203,9 @@ LayerWeights FrozenBase::layer(int64_t l) {
   float* base = dtype_ == BaseDtype::F32 ? f32 : scratch_.get();
   if (dtype_ != BaseDtype::F32 && scratch_layer_ != l) {
     for (const Stored& s : *stored) {
-      float* dst = base + s.layer_offset;
+      // base is null where bf16 bits are copied as they are (no fp32 scratch): only
+      // offset it where it is written.
+      float* dst = base ? base + s.layer_offset : nullptr;
       if (dtype_ == BaseDtype::BF16 && bits()) {
         be_.copy(scratch16_.get() + s.layer_offset, s.bf16.get(), s.numel * 2);
       } else if (dtype_ == BaseDtype::BF16) {

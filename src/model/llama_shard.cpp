@@ -17,8 +17,10 @@ std::vector<std::pair<size_t, size_t>> LlamaModel::pieces(size_t lo, size_t hi) 
 // loops on that thread: the backend's kernels fork the training thread's OpenMP team.
 uint64_t LlamaModel::gather(size_t lo, size_t hi, float* dst,
                             std::vector<std::pair<size_t, size_t>> round) {
+  // This process's part of [lo, hi) starts at s; where its shard begins past hi it holds
+  // none of it, sends nothing, and s - shard_.begin would wrap.
   const size_t s = std::clamp(shard_.begin, lo, hi);
-  const float* send = params_.get() + (s - shard_.begin);
+  const float* send = s < shard_.begin ? params_.get() : params_.get() + (s - shard_.begin);
   const bool bf16 = precision_ == Precision::BF16;
   return shard_.worker->submit([this, lo, hi, dst, send, bf16, round](Communicator& c) {
     c.allgather_from(send, dst, pieces(lo, hi));
@@ -34,7 +36,8 @@ uint64_t LlamaModel::reduce_into_shard(size_t lo, size_t hi, float* grad) {
   return shard_.worker->submit([this, lo, hi, grad](Communicator& c) {
     const auto p = pieces(lo, hi);
     const auto& mine = p[size_t(c.rank())];
-    float* own = grads_.get() + (lo + mine.first - shard_.begin);
+    // A process that owns none of [lo, hi) receives nothing (its offset would wrap).
+    float* own = mine.second == 0 ? grads_.get() : grads_.get() + (lo + mine.first - shard_.begin);
     for (size_t i = 0; i < mine.second; ++i) grad[mine.first + i] += own[i];
     c.reduce_scatter_sum(grad, own, p);
   });

@@ -159,8 +159,17 @@ TEST(BadInput, ARunThatCannotFitRefusesBeforeLoadingWithTheNumbers) {
   EXPECT_EQ(r.output.find("this run needs about"), std::string::npos) << r.output;
 }
 
-TEST(BadInput, ARunOverTheProcessMemoryLimitRefuses) {
+// GCC says __SANITIZE_ADDRESS__; clang says it through __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
+#define LATHE_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LATHE_TEST_ASAN 1
+#endif
+#endif
+
+TEST(BadInput, ARunOverTheProcessMemoryLimitRefuses) {
+#if defined(LATHE_TEST_ASAN)
   // RLIMIT_DATA counts every private writable mapping, and AddressSanitizer's shadow
   // (reserved at start, 256 MiB in its first range alone) is one: an instrumented lathe
   // cannot start under `ulimit -d 100000` at all, so there is no refusal to check.

@@ -234,7 +234,9 @@ TEST_F(EmulatedCudaKernels, ElementwiseAndTwoStageSumSquares) {
     emu::launch(dim3(unsigned(chunks)), dim3(k::kSumThreads), 0,
                 [&] { k::sum_squares_chunks(partial.data(), x.data(), n); });
     emu::launch(dim3(1), dim3(1024), 0, [&] { k::sum_doubles(partial.data(), chunks); });
-    EXPECT_NEAR(partial[0], want, 1e-6 * want) << "n=" << n << " seed=" << seed;
+    // fp32 chunk sums in two different orders: their rounding drifts reach about 2e-6 of
+    // the sum for some seeds (1e-6 failed about once in a few hundred runs).
+    EXPECT_NEAR(partial[0], want, 1e-5 * want) << "n=" << n << " seed=" << seed;
   }
 }
 

@@ -127,7 +127,10 @@ TEST_F(EmulatedCudaLaunchers, RowKernelsAndReductions) {
     std::vector<double> partial(gpu::sum_squares_scratch(n), -1.0);
     gpu::sum_squares(partial.data(), v.data(), n, nullptr);
     const double ref = cpu::sum_squares(v.data(), n);
-    EXPECT_NEAR(partial[0], ref, 1e-6 * ref) << "n=" << n;
+    // Both add fp32 sums of up to 4096 squares in fp64, in different orders: each fp32
+    // chain (hundreds of terms) drifts by a random walk of roundings, about 2e-6 of the
+    // sum at worst seen; 1e-6 failed for about one seed in a few hundred.
+    EXPECT_NEAR(partial[0], ref, 1e-5 * ref) << "n=" << n << " seed=" << seed;
   }
 }
 
