@@ -5,7 +5,9 @@
 //   bf16 direct  bf16-stored weights read in place (cpu::matmul_bf16_weights), what a bf16
 //                model runs on CPUs without bf16 dot products;
 //   bf16 widen   the same weights widened to fp32, then oneDNN's fp32 kernels (what that
-//                model ran before; still the path above kFewRowsBf16Weights rows).
+//                model ran before; still the path above kFewRowsBf16Weights rows);
+//   fp32 packed  fp32 weights packed once into 16-row panels (cpu::matmul_packed), as
+//                generation and serving hold them.
 //   build/bench_decode_products configs/bench/llama-56m.json [ROWS...]   (default 1 8 32 64 128)
 #include <algorithm>
 #include <chrono>
@@ -15,6 +17,7 @@
 
 #include "backend/backend.h"
 #include "kernels/cpu/matmul_bf16_weights.h"
+#include "kernels/cpu/packed_matmul.h"
 #include "kernels/cpu/quant.h"
 #include "model/llama_config.h"
 
@@ -26,6 +29,7 @@ struct Product {
   int64_t n, k;
   std::vector<float> w32;
   std::vector<uint16_t> w16;
+  std::vector<float> packed;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -47,13 +51,15 @@ int main(int argc, char** argv) {
   const int64_t C = c.hidden_size, I = c.intermediate_size, S = c.q_dim() + 2 * c.kv_dim();
   std::vector<Product> products;
   auto add = [&](int64_t n, int64_t k) {
-    Product p{n, k, std::vector<float>(size_t(n * k)), std::vector<uint16_t>(size_t(n * k))};
+    Product p{n, k, std::vector<float>(size_t(n * k)), std::vector<uint16_t>(size_t(n * k)), {}};
     for (size_t i = 0; i < p.w16.size(); ++i) {
       p.w16[i] =
           uint16_t(0x3c00 + (i * 2654435761u >> 20) % 512);  // ~0.008..0.03, either sign below
       if (i & 1) p.w16[i] |= 0x8000;
     }
     cpu::dequantize_bf16(p.w32.data(), p.w16.data(), p.w16.size());
+    p.packed.resize(cpu::packed_weights_size(n, k));
+    cpu::pack_weights(p.packed.data(), p.w32.data(), n, k, k);
     products.push_back(std::move(p));
   };
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -71,13 +77,14 @@ int main(int argc, char** argv) {
   }
   std::printf("%s: %zu products a step, %.1f MFLOP a row; best of 5 steps\n", argv[1],
               products.size(), flops_per_row / 1e6);
-  std::printf("%6s %22s %22s %22s\n", "rows", "fp32 (oneDNN)", "bf16 direct", "bf16 widen+oneDNN");
+  std::printf("%6s %22s %22s %22s %22s\n", "rows", "fp32 (oneDNN)", "bf16 direct",
+              "bf16 widen+oneDNN", "fp32 packed");
   std::vector<float> wide(size_t(max_n * max_k));
   for (int64_t M : rows_list) {
     std::vector<float> x(size_t(M * max_k), 0.01f), y(size_t(M * max_n));
-    double best[3] = {1e9, 1e9, 1e9};
+    double best[4] = {1e9, 1e9, 1e9, 1e9};
     for (int rep = 0; rep < 6; ++rep) {
-      for (int way = 0; way < 3; ++way) {
+      for (int way = 0; way < 4; ++way) {
         const auto t0 = std::chrono::steady_clock::now();
         for (const Product& p : products) {
           MatmulArgs a;
@@ -91,6 +98,8 @@ int main(int argc, char** argv) {
           } else if (way == 1) {
             cpu::matmul_bf16_weights(a.C, a.A, p.w16.data(), M, p.n, p.k, a.lda, a.ldb, a.ldc,
                                      0.0f);
+          } else if (way == 3) {
+            cpu::matmul_packed(a.C, a.A, p.packed.data(), M, p.n, p.k, a.lda, a.ldc, 0.0f);
           } else {
             cpu::dequantize_bf16(wide.data(), p.w16.data(), p.w16.size());
             a.B = wide.data();
@@ -106,7 +115,7 @@ int main(int argc, char** argv) {
                     flops_per_row * double(M) / t / 1e9);
       return std::string(buf);
     };
-    std::printf("%6lld %22s %22s %22s\n", (long long)M, cell(best[0]).c_str(),
-                cell(best[1]).c_str(), cell(best[2]).c_str());
+    std::printf("%6lld %22s %22s %22s %22s\n", (long long)M, cell(best[0]).c_str(),
+                cell(best[1]).c_str(), cell(best[2]).c_str(), cell(best[3]).c_str());
   }
 }

@@ -33,6 +33,9 @@ struct MatmulArgs {
   // (B null); a weight many products read is packed once (the lm_head, chunk after
   // chunk). bf16 kernels read it directly; fp32 kernels read B, or B_bf16 widened.
   const uint16_t* B_bf16 = nullptr;
+  // With trans_b: B packed ahead by Backend::pack_weights (generation's constant weights),
+  // beside B or B_bf16. A backend runs the product from it where it packs weights at all.
+  const float* B_packed = nullptr;
 };
 
 // Attention over a batch of rows [B,T] with packed q|k|v per token:
@@ -95,6 +98,13 @@ class Backend {
   virtual void matmul(const MatmulArgs& a) = 0;
   // Whether products with bf16_operands run on bf16 kernels here (else on fp32 ones).
   virtual bool bf16_kernels() const { return false; }
+  // Weights packed once for products of a few rows (generation, serving): the floats a
+  // packed [N, K] weight takes, 0 where this backend does not pack (it then reads B).
+  virtual size_t packed_weights_size(int64_t N, int64_t K) const { return 0; }
+  // Packs W [N, K] (fp32, or bf16 bits W16 when W is null, widened exactly) for
+  // MatmulArgs::B_packed.
+  virtual void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N,
+                            int64_t K) {}
 
   // Kernels: see src/kernels/cpu/*.h for shapes and semantics.
   virtual void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M,
@@ -162,8 +172,8 @@ std::unique_ptr<Backend> make_cuda_backend(int device);
 int cuda_device_count();  // 0 when there is no usable GPU or driver
 #endif
 
-// Wraps a backend, timing every call. print_table: print the time per op at destruction (lathe bench --profile); either way,
-// calls are trace events while core/trace.h records.
+// Wraps a backend, timing every call. print_table: print the time per op at destruction (lathe
+// bench --profile); either way, calls are trace events while core/trace.h records.
 std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner,
                                                 bool print_table = true);
 

@@ -41,6 +41,11 @@ class Decoder {
   void linear(int64_t l, Linear which, float* y, const float* x, int64_t M, float beta,
               const int32_t* adapter);
   void maybe_round(float* x, size_t n);
+  // Packs every linear weight and the lm_head for the backend's few-row products, where
+  // it packs weights (the CPU) and the copy takes at most a quarter of the memory
+  // available; otherwise products read the weights as stored.
+  void pack_weights();
+  const float* packed(int64_t l, Linear which) const;
 
   LlamaModel& model_;
   Backend& be_;
@@ -51,7 +56,9 @@ class Decoder {
   int64_t rows_ = 0, logit_rows_ = 0;
   DeviceBuffer<float> x_, xn_, rstd_, qkv_, att_, gu_, h_, xl_, logits_;
   DeviceBuffer<int32_t> ids_, slot_, pos_;
-  DeviceBuffer<int32_t> wanted_;  // the chunk's rows that need logits, for gather_rows
+  DeviceBuffer<int32_t> wanted_;             // the chunk's rows that need logits, for gather_rows
+  std::vector<DeviceBuffer<float>> packed_;  // [layer * 4 + Linear], empty when not packed
+  DeviceBuffer<float> packed_head_;
 };
 
 }  // namespace lathe

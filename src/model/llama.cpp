@@ -257,22 +257,26 @@ HeadWeights LlamaModel::head_weights() {
 }
 
 void LlamaModel::linear_forward(int64_t l, Linear which, float* y, const float* x, int64_t M,
-                                float beta) {
+                                float beta, const float* packed) {
   const LayerWeights w = layer_weights(l);
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size;
   const int64_t S = cfg_.q_dim() + 2 * cfg_.kv_dim(), HD = cfg_.q_dim();
+  auto with_packed = [packed](Weight wt) {
+    wt.packed = packed;
+    return wt;
+  };
   switch (which) {
     case Linear::QKV:
-      matmul_xwT(y, x, w.wqkv, M, S, C, beta);
+      matmul_xwT(y, x, with_packed(w.wqkv), M, S, C, beta);
       break;
     case Linear::O:
-      matmul_xwT(y, x, w.wo, M, C, HD, beta);
+      matmul_xwT(y, x, with_packed(w.wo), M, C, HD, beta);
       break;
     case Linear::GateUp:
-      matmul_xwT(y, x, w.wgu, M, 2 * I, C, beta);
+      matmul_xwT(y, x, with_packed(w.wgu), M, 2 * I, C, beta);
       break;
     case Linear::Down:
-      matmul_xwT(y, x, w.wd, M, C, I, beta);
+      matmul_xwT(y, x, with_packed(w.wd), M, C, I, beta);
       break;
   }
   lora_forward(l, which, x, y, M, nullptr, false);

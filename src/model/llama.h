@@ -31,6 +31,7 @@ Precision precision_from_name(const std::string& name);
 struct Weight {
   const float* f32 = nullptr;
   const uint16_t* bf16 = nullptr;
+  const float* packed = nullptr;  // beside either: packed for the backend (MatmulArgs::B_packed)
   Weight() = default;
   Weight(const float* p) : f32(p) {}  // NOLINT: an fp32 matrix is a weight as it is
   static Weight bits(const uint16_t* p) {
@@ -168,7 +169,9 @@ class LlamaModel {
   HeadWeights head_weights();
   // Inference: y[M, out] = x[M, in] · Wᵀ (+ y when beta = 1) for layer l's fused linear,
   // adapters included when present. x must already be bf16-rounded in bf16 models.
-  void linear_forward(int64_t l, Linear which, float* y, const float* x, int64_t M, float beta);
+  // packed: the same weight packed by Backend::pack_weights, or null.
+  void linear_forward(int64_t l, Linear which, float* y, const float* x, int64_t M, float beta,
+                      const float* packed = nullptr);
 
   void zero_grads();
   // Forward and backward of sum(CE over targets) * loss_scale; parameter gradients

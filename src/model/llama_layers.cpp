@@ -37,7 +37,7 @@ void LlamaModel::matmul_xwT(float* y, const float* x, Weight w, int64_t M, int64
   MatmulArgs a;
   a.M = M, a.N = N, a.K = K;
   a.A = x, a.lda = K;
-  a.B = w.f32, a.B_bf16 = w.bf16, a.ldb = K, a.trans_b = true;
+  a.B = w.f32, a.B_bf16 = w.bf16, a.B_packed = w.packed, a.ldb = K, a.trans_b = true;
   a.C = y, a.ldc = N, a.beta = beta;
   product(a);
 }

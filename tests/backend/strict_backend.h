@@ -82,8 +82,14 @@ class StrictBackend final : public ForwardingBackend {
   void matmul(const MatmulArgs& a) override {
     Open o(*this);
     need(a.A, "matmul A"), need(a.B, "matmul B"), need(a.C, "matmul C"),
-        need(a.B_bf16, "matmul B_bf16");
+        need(a.B_bf16, "matmul B_bf16"), need(a.B_packed, "matmul B_packed");
     in_->matmul(a);
+  }
+  void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N,
+                    int64_t K) override {
+    Open o(*this);
+    need(panels, "pack_weights panels"), need(W, "pack_weights W"), need(W16, "pack_weights W16");
+    in_->pack_weights(panels, W, W16, N, K);
   }
   void embedding_forward(float* o, const int32_t* i, const float* t, int64_t M,
                          int64_t C) override {

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cpu/onednn_matmul.h"
@@ -14,6 +15,7 @@
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/embedding.h"
+#include "kernels/cpu/packed_matmul.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
@@ -55,8 +57,27 @@ class CpuBackend final : public Backend {
   }
   void sync() override {}
 
-  void matmul(const MatmulArgs& a) override { mm_.run(a); }
+  void matmul(const MatmulArgs& a) override {
+    if (a.B_packed && a.trans_b && !a.trans_a && a.alpha == 1.0f) {
+      cpu::matmul_packed(a.C, a.A, a.B_packed, a.M, a.N, a.K, a.lda, a.ldc, a.beta);
+      return;
+    }
+    mm_.run(a);
+  }
   bool bf16_kernels() const override { return mm_.bf16_kernels(); }
+  size_t packed_weights_size(int64_t N, int64_t K) const override {
+    return cpu::packed_weights_size(N, K);
+  }
+  void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N,
+                    int64_t K) override {
+    std::vector<float> wide;
+    if (!W) {  // bf16 bits: widened (exactly) first
+      wide.resize(size_t(N * K));
+      cpu::dequantize_bf16(wide.data(), W16, wide.size());
+      W = wide.data();
+    }
+    cpu::pack_weights(panels, W, N, K, K);
+  }
   std::string matmul_kernels() const override { return "oneDNN " + onednn_cpu_isa_name(); }
 
   void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M,
@@ -83,8 +104,8 @@ class CpuBackend final : public Backend {
                         const float* rstd, int64_t M, int64_t C) override {
     cpu::rmsnorm_backward(dx, dw, dout, x, w, rstd, M, C);
   }
-  void rope_forward(float* qkv, const int32_t* pos, const float* cos_sin, int64_t M,
-                    int64_t heads, int64_t D, int64_t row_stride, bool inverse) override {
+  void rope_forward(float* qkv, const int32_t* pos, const float* cos_sin, int64_t M, int64_t heads,
+                    int64_t D, int64_t row_stride, bool inverse) override {
     cpu::rope_apply(qkv, pos, cos_sin, M, heads, D, row_stride, inverse);
   }
   void attention_forward(float* out, float* lse, const float* qkv,

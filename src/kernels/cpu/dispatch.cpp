@@ -9,6 +9,7 @@
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/kernel_list.h"
 #include "kernels/cpu/matmul_bf16_weights.h"
+#include "kernels/cpu/packed_matmul.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"

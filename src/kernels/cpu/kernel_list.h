@@ -44,6 +44,13 @@
   X(void, scatter_rows, (float* dst, const float* src, const int32_t* rows, int64_t n, int64_t C), \
     (dst, src, rows, n, C))                                                                        \
   X(void, dequantize_bf16, (float* out, const uint16_t* in, size_t n), (out, in, n))               \
+  X(size_t, packed_weights_size, (int64_t N, int64_t K), (N, K))                                   \
+  X(void, pack_weights, (float* panels, const float* W, int64_t N, int64_t K, int64_t ldw),        \
+    (panels, W, N, K, ldw))                                                                        \
+  X(void, matmul_packed,                                                                           \
+    (float* C, const float* A, const float* panels, int64_t M, int64_t N, int64_t K, int64_t lda,  \
+     int64_t ldc, float beta),                                                                     \
+    (C, A, panels, M, N, K, lda, ldc, beta))                                                       \
   X(void, matmul_bf16_weights,                                                                     \
     (float* C, const float* A, const uint16_t* W, int64_t M, int64_t N, int64_t K, int64_t lda,    \
      int64_t ldw, int64_t ldc, float beta),                                                        \

@@ -1,0 +1,157 @@
+// Products with weights packed once (generation and serving on the CPU), in each ISA
+// variant this CPU runs, against the product in double precision: row counts on both
+// sides of the 6-row tiles, weight counts on both sides of the 16-row panels, strides
+// wider than the rows, accumulation into C, fp32 and bf16-stored weights through the
+// backend. Then the property serving relies on: a row's result is bit for bit the same
+// alone as in any batch.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/device_buffer.h"
+#include "core/cpu_isa.h"
+#include "kernels/cpu/kernel_list.h"
+#include "kernels/cpu/packed_matmul.h"
+
+namespace lathe {
+namespace {
+
+using namespace lathe::cpu;
+
+using Fn = void (*)(float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                    float);
+
+std::vector<std::pair<CpuIsa, Fn>> variants() {
+  std::vector<std::pair<CpuIsa, Fn>> v;
+#if defined(__x86_64__)
+  v.emplace_back(CpuIsa::Baseline, isa_baseline::matmul_packed);
+  if (cpu_isa_detected() >= CpuIsa::Avx2) v.emplace_back(CpuIsa::Avx2, isa_avx2::matmul_packed);
+  if (cpu_isa_detected() >= CpuIsa::Avx512)
+    v.emplace_back(CpuIsa::Avx512, isa_avx512::matmul_packed);
+#else
+  v.emplace_back(CpuIsa::Baseline, isa_baseline::matmul_packed);
+#endif
+  return v;
+}
+
+struct Problem {
+  int64_t M, N, K, lda, ldw, ldc;
+  std::vector<float> A, W, C0;
+};
+
+Problem make(int64_t M, int64_t N, int64_t K, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Problem p{M, N, K, K + 3, K + 5, N + 2, {}, {}, {}};
+  p.A.resize(size_t(M * p.lda));
+  p.W.resize(size_t(N * p.ldw));
+  p.C0.resize(size_t(M * p.ldc));
+  for (float& x : p.A) x = nd(rng);
+  for (float& x : p.W) x = nd(rng);
+  for (float& x : p.C0) x = nd(rng);
+  return p;
+}
+
+// Worst |C - exact| over Σ|terms|, checking that no C element past each row's N is written.
+double worst_error(const Problem& p, const std::vector<float>& C, float beta) {
+  double worst = 0;
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t n = 0; n < p.ldc; ++n) {
+      const size_t at = size_t(m * p.ldc + n);
+      if (n >= p.N) {
+        EXPECT_EQ(C[at], p.C0[at]) << "wrote past row " << m;
+        continue;
+      }
+      double want = beta * double(p.C0[at]), mag = std::fabs(want);
+      for (int64_t k = 0; k < p.K; ++k) {
+        const double t = double(p.A[size_t(m * p.lda + k)]) * p.W[size_t(n * p.ldw + k)];
+        want += t, mag += std::fabs(t);
+      }
+      worst = std::max(worst, std::fabs(double(C[at]) - want) / mag);
+    }
+  return worst;
+}
+
+TEST(PackedMatmul, EveryIsaMatchesTheDefinition) {
+  std::mt19937 rng(21);
+  const int64_t shapes[][3] = {{1, 1, 1},   {1, 16, 8}, {5, 15, 13},   {6, 17, 37},
+                               {7, 33, 64}, {13, 5, 1}, {32, 48, 200}, {33, 40, 1376}};
+  for (const auto& s : shapes) {
+    const Problem p = make(s[0], s[1], s[2], rng);
+    std::vector<float> panels(packed_weights_size(p.N, p.K), -1.0f);
+    pack_weights(panels.data(), p.W.data(), p.N, p.K, p.ldw);
+    for (float beta : {0.0f, 1.0f})
+      for (const auto& [isa, fn] : variants()) {
+        std::vector<float> C = p.C0;
+        fn(C.data(), p.A.data(), panels.data(), p.M, p.N, p.K, p.lda, p.ldc, beta);
+        const std::string at = std::string(cpu_isa_name(isa)) + " M=" + std::to_string(p.M) +
+                               " N=" + std::to_string(p.N) + " K=" + std::to_string(p.K) +
+                               " beta=" + std::to_string(int(beta));
+        const double worst = worst_error(p, C, beta);
+        // One fp32 sum in k order: at most one rounding (2^-24) of the magnitude per term.
+        const double bound = double(p.K + 2) * 6e-8;
+        EXPECT_LE(worst, bound) << at;
+        std::printf("[ reached  ] %s: max error %.2e of sum|a*w| (bound %.1e)\n", at.c_str(), worst,
+                    bound);
+      }
+  }
+}
+
+TEST(PackedMatmul, ARowsResultDoesNotDependOnItsBatch) {
+  std::mt19937 rng(22);
+  const Problem p = make(32, 21, 300, rng);
+  std::vector<float> panels(packed_weights_size(p.N, p.K));
+  pack_weights(panels.data(), p.W.data(), p.N, p.K, p.ldw);
+  for (const auto& [isa, fn] : variants()) {
+    std::vector<float> batch = p.C0;
+    fn(batch.data(), p.A.data(), panels.data(), p.M, p.N, p.K, p.lda, p.ldc, 1.0f);
+    for (int64_t m = 0; m < p.M; ++m) {
+      std::vector<float> alone(p.C0.begin() + m * p.ldc, p.C0.begin() + (m + 1) * p.ldc);
+      fn(alone.data(), p.A.data() + m * p.lda, panels.data(), 1, p.N, p.K, p.lda, p.ldc, 1.0f);
+      EXPECT_EQ(0, std::memcmp(alone.data(), batch.data() + m * p.ldc, size_t(p.N) * 4))
+          << cpu_isa_name(isa) << ": row " << m << " differs alone and in a batch of " << p.M;
+    }
+  }
+}
+
+// Through the CPU backend, as the decoder packs a model's weights: from fp32 and from bf16
+// bits (widened exactly), then MatmulArgs::B_packed in place of B.
+TEST(PackedMatmul, BackendPacksFp32AndBf16Weights) {
+  auto be = make_cpu_backend(0);
+  ASSERT_GT(be->packed_weights_size(20, 30), 0u);
+  std::mt19937 rng(23);
+  for (bool bf16 : {false, true}) {
+    Problem p = make(9, 20, 30, rng);
+    p.ldw = p.K;  // a model's weights are dense
+    p.W.resize(size_t(p.N * p.K));
+    std::vector<uint16_t> bits(p.W.size());
+    for (size_t i = 0; i < p.W.size(); ++i) {
+      uint32_t u;
+      std::memcpy(&u, &p.W[i], 4);
+      bits[i] = uint16_t(u >> 16);
+      if (bf16) {  // the values the bf16 weights hold
+        u = uint32_t(bits[i]) << 16;
+        std::memcpy(&p.W[i], &u, 4);
+      }
+    }
+    DeviceBuffer<float> panels(*be, be->packed_weights_size(p.N, p.K));
+    be->pack_weights(panels.get(), bf16 ? nullptr : p.W.data(), bf16 ? bits.data() : nullptr, p.N,
+                     p.K);
+    std::vector<float> C = p.C0;
+    MatmulArgs a;
+    a.M = p.M, a.N = p.N, a.K = p.K;
+    a.A = p.A.data(), a.lda = p.lda;
+    a.B_packed = panels.get(), a.ldb = p.K, a.trans_b = true;
+    a.C = C.data(), a.ldc = p.ldc, a.beta = 1.0f;
+    be->matmul(a);
+    EXPECT_LE(worst_error(p, C, 1.0f), 32 * 6e-8) << (bf16 ? "bf16" : "fp32");
+  }
+}
+
+}  // namespace
+}  // namespace lathe
