@@ -3,9 +3,10 @@
 // the same product in double precision: tails on every side of the 4-row, 3-weight and
 // 8-wide blocks, strides wider than the rows, and accumulation into C. Then the property
 // serving relies on: a row's result is bit for bit the same alone as in any batch.
+#include "kernels/cpu/matmul_bf16_weights.h"
+
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -13,13 +14,10 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "core/cpu_isa.h"
-#include "kernels/cpu/kernel_list.h"
+#include "kernels/few_rows_product.h"
 
 namespace lathe {
 namespace {
-
-using namespace lathe::cpu;
 
 uint16_t to_bf16(float f) {  // truncation: any bf16 value will do as a weight
   uint32_t u;
@@ -34,39 +32,10 @@ float from_bf16(uint16_t b) {
   return f;
 }
 
-using Fn = void (*)(float*, const float*, const uint16_t*, int64_t, int64_t, int64_t, int64_t,
-                    int64_t, int64_t, float);
+using Product = test::FewRowsProduct<uint16_t>;
 
-std::vector<std::pair<CpuIsa, Fn>> variants() {
-  std::vector<std::pair<CpuIsa, Fn>> v;
-#if defined(__x86_64__)
-  v.emplace_back(CpuIsa::Baseline, isa_baseline::matmul_bf16_weights);
-  if (cpu_isa_detected() >= CpuIsa::Avx2)
-    v.emplace_back(CpuIsa::Avx2, isa_avx2::matmul_bf16_weights);
-  if (cpu_isa_detected() >= CpuIsa::Avx512)
-    v.emplace_back(CpuIsa::Avx512, isa_avx512::matmul_bf16_weights);
-#else
-  v.emplace_back(CpuIsa::Baseline, isa_baseline::matmul_bf16_weights);
-#endif
-  return v;
-}
-
-struct Problem {
-  int64_t M, N, K, lda, ldw, ldc;
-  std::vector<float> A, C0;
-  std::vector<uint16_t> W;
-};
-
-Problem make(int64_t M, int64_t N, int64_t K, std::mt19937& rng) {
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  Problem p{M, N, K, K + 3, K + 5, N + 2, {}, {}, {}};
-  p.A.resize(size_t(M * p.lda));
-  p.W.resize(size_t(N * p.ldw));
-  p.C0.resize(size_t(M * p.ldc));
-  for (float& x : p.A) x = nd(rng);
-  for (uint16_t& w : p.W) w = to_bf16(nd(rng));
-  for (float& x : p.C0) x = nd(rng);
-  return p;
+Product make(int64_t M, int64_t N, int64_t K, std::mt19937& rng) {
+  return test::make_few_rows_product<uint16_t>(M, N, K, rng, to_bf16);
 }
 
 TEST(MatmulBf16Weights, EveryIsaMatchesTheDefinition) {
@@ -74,35 +43,20 @@ TEST(MatmulBf16Weights, EveryIsaMatchesTheDefinition) {
   const int64_t shapes[][3] = {{1, 1, 1},   {1, 3, 8},   {4, 3, 16},    {5, 7, 13},
                                {9, 10, 37}, {13, 5, 64}, {33, 17, 200}, {2, 40, 1376}};
   for (const auto& s : shapes) {
-    const Problem p = make(s[0], s[1], s[2], rng);
+    const Product p = make(s[0], s[1], s[2], rng);
     for (float beta : {0.0f, 1.0f})
-      for (const auto& [isa, fn] : variants()) {
+      for (const auto& [isa, fn] : LATHE_TEST_ISA_VARIANTS(matmul_bf16_weights)) {
         std::vector<float> C = p.C0;
         fn(C.data(), p.A.data(), p.W.data(), p.M, p.N, p.K, p.lda, p.ldw, p.ldc, beta);
         const std::string at = std::string(cpu_isa_name(isa)) + " M=" + std::to_string(p.M) +
                                " N=" + std::to_string(p.N) + " K=" + std::to_string(p.K) +
                                " beta=" + std::to_string(int(beta));
-        double worst = 0;  // error in units of the sum's magnitude Σ|a·w|
-        for (int64_t m = 0; m < p.M; ++m)
-          for (int64_t n = 0; n < p.ldc; ++n) {
-            const size_t at_c = size_t(m * p.ldc + n);
-            if (n >= p.N) {  // the padding of each C row is not written
-              ASSERT_EQ(C[at_c], p.C0[at_c]) << at << " wrote past row " << m;
-              continue;
-            }
-            double want = beta * double(p.C0[at_c]), mag = std::fabs(want);
-            for (int64_t k = 0; k < p.K; ++k) {
-              const double t =
-                  double(p.A[size_t(m * p.lda + k)]) * from_bf16(p.W[size_t(n * p.ldw + k)]);
-              want += t, mag += std::fabs(t);
-            }
-            worst = std::max(worst, std::fabs(double(C[at_c]) - want) / mag);
-          }
+        const double worst = test::worst_relative_error(p, C, beta, from_bf16);
         // fp32 accumulation in 8 partial sums of K/8 terms, then the tail: each adds at
         // most one rounding (2^-24 relative) of the sum's magnitude per term.
         const double bound = double(p.K / 8 + 8) * 6e-8;
         EXPECT_LE(worst, bound) << at;
-        std::printf("[ reached  ] %s: max error %.2e of Σ|a·w| (bound %.1e)\n", at.c_str(), worst,
+        std::printf("[ reached  ] %s: max error %.2e of sum|a*w| (bound %.1e)\n", at.c_str(), worst,
                     bound);
       }
   }
@@ -110,8 +64,8 @@ TEST(MatmulBf16Weights, EveryIsaMatchesTheDefinition) {
 
 TEST(MatmulBf16Weights, ARowsResultDoesNotDependOnItsBatch) {
   std::mt19937 rng(12);
-  const Problem p = make(13, 11, 300, rng);
-  for (const auto& [isa, fn] : variants()) {
+  const Product p = make(13, 11, 300, rng);
+  for (const auto& [isa, fn] : LATHE_TEST_ISA_VARIANTS(matmul_bf16_weights)) {
     std::vector<float> batch = p.C0;
     fn(batch.data(), p.A.data(), p.W.data(), p.M, p.N, p.K, p.lda, p.ldw, p.ldc, 1.0f);
     for (int64_t m = 0; m < p.M; ++m) {
@@ -130,7 +84,7 @@ TEST(MatmulBf16Weights, BackendRunsBothPathsOnFp32Kernels) {
   auto be = make_cpu_backend(0, /*bf16_kernels=*/false);
   std::mt19937 rng(13);
   for (int64_t M : {5, 200}) {
-    const Problem p = make(M, 24, 96, rng);
+    Product p = make(M, 24, 96, rng);
     // A model stores its weights densely (row stride K), as the widened copy assumes.
     std::vector<uint16_t> dense(size_t(p.N * p.K));
     for (int64_t n = 0; n < p.N; ++n)
@@ -143,18 +97,7 @@ TEST(MatmulBf16Weights, BackendRunsBothPathsOnFp32Kernels) {
     a.C = C.data(), a.ldc = p.ldc, a.beta = 1.0f;
     a.bf16_operands = true;
     be->matmul(a);
-    double worst = 0;
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t n = 0; n < p.N; ++n) {
-        double want = p.C0[size_t(m * p.ldc + n)], mag = std::fabs(want);
-        for (int64_t k = 0; k < p.K; ++k) {
-          const double t =
-              double(p.A[size_t(m * p.lda + k)]) * from_bf16(p.W[size_t(n * p.ldw + k)]);
-          want += t, mag += std::fabs(t);
-        }
-        worst = std::max(worst, std::fabs(double(C[size_t(m * p.ldc + n)]) - want) / mag);
-      }
-    EXPECT_LE(worst, 2e-6) << "M=" << M;
+    EXPECT_LE(test::worst_relative_error(p, C, 1.0f, from_bf16), 2e-6) << "M=" << M;
   }
 }
 

@@ -4,6 +4,8 @@
 // wider than the rows, accumulation into C, fp32 and bf16-stored weights through the
 // backend. Then the property serving relies on: a row's result is bit for bit the same
 // alone as in any batch.
+#include "kernels/cpu/packed_matmul.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,66 +17,17 @@
 
 #include "backend/backend.h"
 #include "backend/device_buffer.h"
-#include "core/cpu_isa.h"
-#include "kernels/cpu/kernel_list.h"
-#include "kernels/cpu/packed_matmul.h"
+#include "kernels/few_rows_product.h"
 
 namespace lathe {
 namespace {
 
-using namespace lathe::cpu;
+using Product = test::FewRowsProduct<float>;
 
-using Fn = void (*)(float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
-                    float);
+float same(float w) { return w; }
 
-std::vector<std::pair<CpuIsa, Fn>> variants() {
-  std::vector<std::pair<CpuIsa, Fn>> v;
-#if defined(__x86_64__)
-  v.emplace_back(CpuIsa::Baseline, isa_baseline::matmul_packed);
-  if (cpu_isa_detected() >= CpuIsa::Avx2) v.emplace_back(CpuIsa::Avx2, isa_avx2::matmul_packed);
-  if (cpu_isa_detected() >= CpuIsa::Avx512)
-    v.emplace_back(CpuIsa::Avx512, isa_avx512::matmul_packed);
-#else
-  v.emplace_back(CpuIsa::Baseline, isa_baseline::matmul_packed);
-#endif
-  return v;
-}
-
-struct Problem {
-  int64_t M, N, K, lda, ldw, ldc;
-  std::vector<float> A, W, C0;
-};
-
-Problem make(int64_t M, int64_t N, int64_t K, std::mt19937& rng) {
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  Problem p{M, N, K, K + 3, K + 5, N + 2, {}, {}, {}};
-  p.A.resize(size_t(M * p.lda));
-  p.W.resize(size_t(N * p.ldw));
-  p.C0.resize(size_t(M * p.ldc));
-  for (float& x : p.A) x = nd(rng);
-  for (float& x : p.W) x = nd(rng);
-  for (float& x : p.C0) x = nd(rng);
-  return p;
-}
-
-// Worst |C - exact| over Σ|terms|, checking that no C element past each row's N is written.
-double worst_error(const Problem& p, const std::vector<float>& C, float beta) {
-  double worst = 0;
-  for (int64_t m = 0; m < p.M; ++m)
-    for (int64_t n = 0; n < p.ldc; ++n) {
-      const size_t at = size_t(m * p.ldc + n);
-      if (n >= p.N) {
-        EXPECT_EQ(C[at], p.C0[at]) << "wrote past row " << m;
-        continue;
-      }
-      double want = beta * double(p.C0[at]), mag = std::fabs(want);
-      for (int64_t k = 0; k < p.K; ++k) {
-        const double t = double(p.A[size_t(m * p.lda + k)]) * p.W[size_t(n * p.ldw + k)];
-        want += t, mag += std::fabs(t);
-      }
-      worst = std::max(worst, std::fabs(double(C[at]) - want) / mag);
-    }
-  return worst;
+Product make(int64_t M, int64_t N, int64_t K, std::mt19937& rng) {
+  return test::make_few_rows_product<float>(M, N, K, rng, same);
 }
 
 TEST(PackedMatmul, EveryIsaMatchesTheDefinition) {
@@ -82,17 +35,17 @@ TEST(PackedMatmul, EveryIsaMatchesTheDefinition) {
   const int64_t shapes[][3] = {{1, 1, 1},   {1, 16, 8}, {5, 15, 13},   {6, 17, 37},
                                {7, 33, 64}, {13, 5, 1}, {32, 48, 200}, {33, 40, 1376}};
   for (const auto& s : shapes) {
-    const Problem p = make(s[0], s[1], s[2], rng);
-    std::vector<float> panels(packed_weights_size(p.N, p.K), -1.0f);
-    pack_weights(panels.data(), p.W.data(), p.N, p.K, p.ldw);
+    const Product p = make(s[0], s[1], s[2], rng);
+    std::vector<float> panels(cpu::packed_weights_size(p.N, p.K), -1.0f);
+    cpu::pack_weights(panels.data(), p.W.data(), p.N, p.K, p.ldw);
     for (float beta : {0.0f, 1.0f})
-      for (const auto& [isa, fn] : variants()) {
+      for (const auto& [isa, fn] : LATHE_TEST_ISA_VARIANTS(matmul_packed)) {
         std::vector<float> C = p.C0;
         fn(C.data(), p.A.data(), panels.data(), p.M, p.N, p.K, p.lda, p.ldc, beta);
         const std::string at = std::string(cpu_isa_name(isa)) + " M=" + std::to_string(p.M) +
                                " N=" + std::to_string(p.N) + " K=" + std::to_string(p.K) +
                                " beta=" + std::to_string(int(beta));
-        const double worst = worst_error(p, C, beta);
+        const double worst = test::worst_relative_error(p, C, beta, same);
         // One fp32 sum in k order: at most one rounding (2^-24) of the magnitude per term.
         const double bound = double(p.K + 2) * 6e-8;
         EXPECT_LE(worst, bound) << at;
@@ -104,10 +57,10 @@ TEST(PackedMatmul, EveryIsaMatchesTheDefinition) {
 
 TEST(PackedMatmul, ARowsResultDoesNotDependOnItsBatch) {
   std::mt19937 rng(22);
-  const Problem p = make(32, 21, 300, rng);
-  std::vector<float> panels(packed_weights_size(p.N, p.K));
-  pack_weights(panels.data(), p.W.data(), p.N, p.K, p.ldw);
-  for (const auto& [isa, fn] : variants()) {
+  const Product p = make(32, 21, 300, rng);
+  std::vector<float> panels(cpu::packed_weights_size(p.N, p.K));
+  cpu::pack_weights(panels.data(), p.W.data(), p.N, p.K, p.ldw);
+  for (const auto& [isa, fn] : LATHE_TEST_ISA_VARIANTS(matmul_packed)) {
     std::vector<float> batch = p.C0;
     fn(batch.data(), p.A.data(), panels.data(), p.M, p.N, p.K, p.lda, p.ldc, 1.0f);
     for (int64_t m = 0; m < p.M; ++m) {
@@ -126,7 +79,7 @@ TEST(PackedMatmul, BackendPacksFp32AndBf16Weights) {
   ASSERT_GT(be->packed_weights_size(20, 30), 0u);
   std::mt19937 rng(23);
   for (bool bf16 : {false, true}) {
-    Problem p = make(9, 20, 30, rng);
+    Product p = make(9, 20, 30, rng);
     p.ldw = p.K;  // a model's weights are dense
     p.W.resize(size_t(p.N * p.K));
     std::vector<uint16_t> bits(p.W.size());
@@ -149,7 +102,7 @@ TEST(PackedMatmul, BackendPacksFp32AndBf16Weights) {
     a.B_packed = panels.get(), a.ldb = p.K, a.trans_b = true;
     a.C = C.data(), a.ldc = p.ldc, a.beta = 1.0f;
     be->matmul(a);
-    EXPECT_LE(worst_error(p, C, 1.0f), 32 * 6e-8) << (bf16 ? "bf16" : "fp32");
+    EXPECT_LE(test::worst_relative_error(p, C, 1.0f, same), 32 * 6e-8) << (bf16 ? "bf16" : "fp32");
   }
 }
 
