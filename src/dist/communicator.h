@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lathe {
@@ -75,8 +76,17 @@ void end_job_on_error(const char* what);
 
 // The parts of [lo, hi) that fall in each of `ranges`, as {offset from lo, count}: the
 // ranges argument of a collective on that piece of a sharded buffer.
-std::vector<std::pair<size_t, size_t>> split_ranges(const std::vector<std::pair<size_t, size_t>>& ranges,
-                                                    size_t lo, size_t hi);
+std::vector<std::pair<size_t, size_t>> split_ranges(
+    const std::vector<std::pair<size_t, size_t>>& ranges, size_t lo, size_t hi);
+
+// Where a process's piece of [lo, hi) (split_ranges' {offset from lo, count}) lands in its
+// shard buffer, which holds the flat range from shard_begin. A process that owns none of
+// [lo, hi) receives nothing, and gets the buffer itself: lo + offset - shard_begin would
+// wrap below it.
+template <class T>
+T* piece_in_shard(T* shard, size_t shard_begin, size_t lo, std::pair<size_t, size_t> piece) {
+  return piece.second == 0 ? shard : shard + (lo + piece.first - shard_begin);
+}
 
 // Contiguous shard ranges of n elements over `world` processes, each a multiple of 16
 // elements (64 bytes) except the last.

@@ -36,8 +36,7 @@ uint64_t LlamaModel::reduce_into_shard(size_t lo, size_t hi, float* grad) {
   return shard_.worker->submit([this, lo, hi, grad](Communicator& c) {
     const auto p = pieces(lo, hi);
     const auto& mine = p[size_t(c.rank())];
-    // A process that owns none of [lo, hi) receives nothing (its offset would wrap).
-    float* own = mine.second == 0 ? grads_.get() : grads_.get() + (lo + mine.first - shard_.begin);
+    float* own = piece_in_shard(grads_.get(), shard_.begin, lo, mine);
     for (size_t i = 0; i < mine.second; ++i) grad[mine.first + i] += own[i];
     c.reduce_scatter_sum(grad, own, p);
   });

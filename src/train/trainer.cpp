@@ -475,10 +475,7 @@ void Trainer::reduce_when_ready(size_t lo, size_t hi) {
   }
   const auto p = split_ranges(shard_ranges(t.n, comm_->size()), lo, hi);
   const auto& mine = p[size_t(comm_->rank())];
-  // Where this process's part of [lo, hi) lands in its shard; a process that owns none
-  // of it receives nothing, and its offset would wrap (lo + 0 below shard_.first).
-  float* out =
-      mine.second == 0 ? grad_shard_.get() : grad_shard_.get() + (lo + mine.first - shard_.first);
+  float* out = piece_in_shard(grad_shard_.get(), shard_.first, lo, mine);
   worker_->submit(
       [g = t.grads, lo, out, p](Communicator& c) { c.reduce_scatter_sum(g + lo, out, p); });
 }

@@ -14,28 +14,16 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/dtype.h"
 #include "kernels/few_rows_product.h"
 
 namespace lathe {
 namespace {
 
-uint16_t to_bf16(float f) {  // truncation: any bf16 value will do as a weight
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return uint16_t(u >> 16);
-}
-
-float from_bf16(uint16_t b) {
-  const uint32_t u = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 using Product = test::FewRowsProduct<uint16_t>;
 
 Product make(int64_t M, int64_t N, int64_t K, std::mt19937& rng) {
-  return test::make_few_rows_product<uint16_t>(M, N, K, rng, to_bf16);
+  return test::make_few_rows_product<uint16_t>(M, N, K, rng, f32_to_bf16);
 }
 
 TEST(MatmulBf16Weights, EveryIsaMatchesTheDefinition) {
@@ -51,7 +39,7 @@ TEST(MatmulBf16Weights, EveryIsaMatchesTheDefinition) {
         const std::string at = std::string(cpu_isa_name(isa)) + " M=" + std::to_string(p.M) +
                                " N=" + std::to_string(p.N) + " K=" + std::to_string(p.K) +
                                " beta=" + std::to_string(int(beta));
-        const double worst = test::worst_relative_error(p, C, beta, from_bf16);
+        const double worst = test::worst_relative_error(p, C, beta, bf16_to_f32);
         // fp32 accumulation in 8 partial sums of K/8 terms, then the tail: each adds at
         // most one rounding (2^-24 relative) of the sum's magnitude per term.
         const double bound = double(p.K / 8 + 8) * 6e-8;
@@ -97,7 +85,7 @@ TEST(MatmulBf16Weights, BackendRunsBothPathsOnFp32Kernels) {
     a.C = C.data(), a.ldc = p.ldc, a.beta = 1.0f;
     a.bf16_operands = true;
     be->matmul(a);
-    EXPECT_LE(test::worst_relative_error(p, C, 1.0f, from_bf16), 2e-6) << "M=" << M;
+    EXPECT_LE(test::worst_relative_error(p, C, 1.0f, bf16_to_f32), 2e-6) << "M=" << M;
   }
 }
 

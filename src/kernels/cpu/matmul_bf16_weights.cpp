@@ -1,24 +1,17 @@
 #include "kernels/cpu/matmul_bf16_weights.h"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #endif
 
+#include "core/dtype.h"
 #include "kernels/cpu/isa_namespace.h"
 
 namespace lathe::cpu::LATHE_KERNEL_NS {
 namespace {
-
-inline float bf16_to_float(uint16_t b) {
-  const uint32_t u = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 // Rows × weight rows per tile: MR·NR accumulators plus NR weight vectors and one row
 // vector fill the 16 vector registers of AVX2 (4·3 + 3 + 1). Each weight vector serves MR
@@ -121,7 +114,7 @@ void matmul_bf16_weights(float* C, const float* A, const uint16_t* W, int64_t M,
       const int nr = int(std::min<int64_t>(kNR, N - n0));
       for (int n = 0; n < nr; ++n)
         for (int64_t k = 0; k < K; ++k)
-          wide[size_t(n * K + k)] = bf16_to_float(W[(n0 + n) * ldw + k]);
+          wide[size_t(n * K + k)] = bf16_to_f32(W[(n0 + n) * ldw + k]);
       for (int64_t m0 = 0; m0 < M; m0 += kMR) {
         const int mr = int(std::min<int64_t>(kMR, M - m0));
         tile_for(mr, nr)(C + m0 * ldc + n0, A + m0 * lda, wide.data(), K, lda, K, ldc, beta);
