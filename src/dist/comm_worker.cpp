@@ -66,12 +66,18 @@ void CommWorker::loop() {
     queue_.pop_front();
     lock.unlock();
     std::exception_ptr err;
-    try {
-      job(*comm_);
-    } catch (...) {
-      err = std::current_exception();
+    // After a failed job the rest are dropped, not run: a collective after a failed one
+    // would pair with a different call on the other ranks (or wait forever on a dead one),
+    // and its buffers may hold what the failed job never finished writing.
+    if (!failed_) {
+      try {
+        job(*comm_);
+      } catch (...) {
+        err = std::current_exception();
+      }
     }
     lock.lock();
+    if (err) failed_ = true;
     if (err && !error_) error_ = err;
     finished_ = ticket;
     cv_.notify_all();

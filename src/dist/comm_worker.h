@@ -49,6 +49,7 @@ class CommWorker {
   std::deque<std::pair<Ticket, std::function<void(Communicator&)>>> queue_;
   Ticket submitted_ = 0, finished_ = 0;
   std::exception_ptr error_;
+  bool failed_ = false;  // read and written by the worker thread only
   bool stop_ = false;
   double wait_s_ = 0;
   std::thread thread_;
