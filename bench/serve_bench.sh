@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lathe serve under load on this machine (loopback only, bounded): bench/serve_load.py's N
 # streaming clients for S seconds, plus one client alone, on stories260K and on the 56M
-# bench shape (configs/bench/llama-56m.json, random weights from `lathe bench --save-model`,
+# bench shape in fp32 and bf16 (configs/bench/llama-56m.json, random weights from `lathe bench --save-model`,
 # the Llama 2 tokenizer of tests/data/tokenizer/llama2). Reports tokens/s, latency and
 # time-to-first-token p50/p99, batch-1 latency, errors, and the server's peak RSS and its RSS
 # a quarter of the way into the load and at the end (flat memory gains nothing between).
@@ -42,11 +42,11 @@ wait_ready() { # log port
 }
 free_port() { $python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-run_lathe() { # label model_dir max_batch
+run_lathe() { # label model_dir max_batch precision
   local port
   port=$(free_port)
   "$lathe" serve --model "$2" --port "$port" --threads "$threads" --max-batch "$3" \
-    --max-queue 256 >"$tmp/serve.log" 2>&1 &
+    --precision "$4" --max-queue 256 >"$tmp/serve.log" 2>&1 &
   server=$!
   wait_ready "$tmp/serve.log" "$port"
   grep "ready at" "$tmp/serve.log"
@@ -80,8 +80,11 @@ cp "$root"/tests/data/tokenizer/llama2/tokenizer* "$m56"/
 [ -f "$root/tests/data/tokenizer/llama2/special_tokens_map.json" ] &&
   cp "$root/tests/data/tokenizer/llama2/special_tokens_map.json" "$m56"/
 
-run_lathe "lathe stories260K" "$stories" 32
-run_lathe "lathe llama-56m" "$m56" 32
+run_lathe "lathe stories260K" "$stories" 32 fp32
+# The 56M model in fp32 and in bf16: bf16 holds 16-bit weights as llama.cpp's f16 GGUF
+# does, and runs on bf16 dot products where the CPU has them (AVX512_BF16).
+run_lathe "lathe llama-56m fp32" "$m56" 32 fp32
+run_lathe "lathe llama-56m bf16" "$m56" 32 bf16
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ -f "$root/scripts/llama_cpp.sh" ] && "$lathe" export --help 2>/dev/null | grep -q -- --gguf; then

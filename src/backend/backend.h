@@ -34,7 +34,8 @@ struct MatmulArgs {
   // chunk). bf16 kernels read it directly; fp32 kernels read B, or B_bf16 widened.
   const uint16_t* B_bf16 = nullptr;
   // With trans_b: B packed ahead by Backend::pack_weights (generation's constant weights),
-  // beside B or B_bf16. A backend runs the product from it where it packs weights at all.
+  // beside B or B_bf16, with the same bf16_operands as these products. A backend runs the
+  // product from it where it packs weights at all.
   const float* B_packed = nullptr;
 };
 
@@ -100,11 +101,14 @@ class Backend {
   virtual bool bf16_kernels() const { return false; }
   // Weights packed once for products of a few rows (generation, serving): the floats a
   // packed [N, K] weight takes, 0 where this backend does not pack (it then reads B).
-  virtual size_t packed_weights_size(int64_t N, int64_t K) const { return 0; }
-  // Packs W [N, K] (fp32, or bf16 bits W16 when W is null, widened exactly) for
-  // MatmulArgs::B_packed.
+  // bf16_operands: the products that read it will have MatmulArgs::bf16_operands set, so
+  // the backend may pack for bf16 kernels (the CPU does where it has bf16 dot products).
+  virtual size_t packed_weights_size(int64_t N, int64_t K, bool bf16_operands) const {
+    return 0;
+  }
+  // Packs W [N, K] (fp32, or bf16 bits W16 when W is null) for MatmulArgs::B_packed.
   virtual void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N,
-                            int64_t K) {}
+                            int64_t K, bool bf16_operands) {}
 
   // Kernels: see src/kernels/cpu/*.h for shapes and semantics.
   virtual void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t M,

@@ -24,12 +24,12 @@ class ForwardingBackend : public Backend {
   void sync() override { in_->sync(); }
   void matmul(const MatmulArgs& a) override { in_->matmul(a); }
   bool bf16_kernels() const override { return in_->bf16_kernels(); }
-  size_t packed_weights_size(int64_t N, int64_t K) const override {
-    return in_->packed_weights_size(N, K);
+  size_t packed_weights_size(int64_t N, int64_t K, bool bf16) const override {
+    return in_->packed_weights_size(N, K, bf16);
   }
-  void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N,
-                    int64_t K) override {
-    in_->pack_weights(panels, W, W16, N, K);
+  void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N, int64_t K,
+                    bool bf16) override {
+    in_->pack_weights(panels, W, W16, N, K, bf16);
   }
   std::string matmul_kernels() const override { return in_->matmul_kernels(); }
   void embedding_forward(float* o, const int32_t* i, const float* t, int64_t M,

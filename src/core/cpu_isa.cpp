@@ -1,5 +1,8 @@
 #include "core/cpu_isa.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 #include <sched.h>
 #include <unistd.h>
 
@@ -28,6 +31,22 @@ CpuIsa cpu_isa_detected() {
   return isa;
 #else
   return CpuIsa::Baseline;
+#endif
+}
+
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    // CPUID leaf 7 subleaf 1, EAX bit 5 (Intel SDM vol. 2A, table 3-8); read directly
+    // because the compilers' __builtin_cpu_supports names differ across versions.
+    if (cpu_isa_detected() != CpuIsa::Avx512 || !__get_cpuid_count(7, 1, &a, &b, &c, &d))
+      return false;
+    return (a & (1u << 5)) != 0;
+  }();
+  return has;
+#else
+  return false;
 #endif
 }
 

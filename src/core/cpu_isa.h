@@ -15,6 +15,8 @@ enum class CpuIsa { Baseline = 0, Avx2 = 1, Avx512 = 2 };
 CpuIsa cpu_isa_detected();  // what the CPU supports
 CpuIsa cpu_isa();           // what the kernels run on: detected, capped by LATHE_CPU_ISA
 const char* cpu_isa_name(CpuIsa isa);
+// Whether the CPU has AVX512_BF16 (VDPBF16PS) and the OS saves AVX-512 state.
+bool cpu_has_avx512_bf16();
 // Parses "baseline", "avx2" or "avx512" (case-insensitive); throws on anything else.
 CpuIsa parse_cpu_isa(const std::string& s);
 // CPUs this process may run on (its affinity mask; all online CPUs where that fails).

@@ -29,17 +29,19 @@ void Decoder::pack_weights() {
   // products took 4.4 against 7.7 ms at one row and 22.3 against 24.4 ms at 32 rows
   // (bench/kernels/decode_products.cpp, 2 AVX2 cores). The copy is as large as the fp32 weights, so
   // it is made only where it fits easily; a sharded model gathers its layers on the fly.
-  if (model_.collective_forward() || be_.packed_weights_size(1, 1) == 0) return;
+  const bool bf16 = model_.precision() == Precision::BF16;  // as MatmulArgs::bf16_operands
+  if (model_.collective_forward() || be_.packed_weights_size(1, 1, bf16) == 0) return;
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, HD = cfg_.q_dim();
   const int64_t S = HD + 2 * cfg_.kv_dim(), L = cfg_.num_hidden_layers;
   const int64_t shapes[4][2] = {{S, C}, {C, HD}, {2 * I, C}, {C, I}};  // by Linear
-  double bytes = double(be_.packed_weights_size(cfg_.vocab_size, C));
-  for (const auto& nk : shapes) bytes += double(L) * double(be_.packed_weights_size(nk[0], nk[1]));
+  double bytes = double(be_.packed_weights_size(cfg_.vocab_size, C, bf16));
+  for (const auto& nk : shapes)
+    bytes += double(L) * double(be_.packed_weights_size(nk[0], nk[1], bf16));
   bytes *= sizeof(float);
   if (bytes > 0.25 * machine_memory_available().bytes) return;
   auto pack = [&](Weight w, int64_t N, int64_t K) {
-    DeviceBuffer<float> out(be_, be_.packed_weights_size(N, K));
-    be_.pack_weights(out.get(), w.f32, w.bf16, N, K);
+    DeviceBuffer<float> out(be_, be_.packed_weights_size(N, K, bf16));
+    be_.pack_weights(out.get(), w.f32, w.bf16, N, K, bf16);
     return out;
   };
   for (int64_t l = 0; l < L; ++l) {

@@ -85,11 +85,11 @@ class StrictBackend final : public ForwardingBackend {
         need(a.B_bf16, "matmul B_bf16"), need(a.B_packed, "matmul B_packed");
     in_->matmul(a);
   }
-  void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N,
-                    int64_t K) override {
+  void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N, int64_t K,
+                    bool bf16) override {
     Open o(*this);
     need(panels, "pack_weights panels"), need(W, "pack_weights W"), need(W16, "pack_weights W16");
-    in_->pack_weights(panels, W, W16, N, K);
+    in_->pack_weights(panels, W, W16, N, K, bf16);
   }
   void embedding_forward(float* o, const int32_t* i, const float* t, int64_t M,
                          int64_t C) override {

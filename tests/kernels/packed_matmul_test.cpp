@@ -72,11 +72,12 @@ TEST(PackedMatmul, ARowsResultDoesNotDependOnItsBatch) {
   }
 }
 
-// Through the CPU backend, as the decoder packs a model's weights: from fp32 and from bf16
-// bits (widened exactly), then MatmulArgs::B_packed in place of B.
+// Through the CPU backend, as the decoder packs an fp32 model's weights: from fp32 and from
+// bf16 bits (widened exactly), then MatmulArgs::B_packed in place of B. A bf16 model's
+// (bf16_operands) are in packed_matmul_bf16_test.cpp.
 TEST(PackedMatmul, BackendPacksFp32AndBf16Weights) {
   auto be = make_cpu_backend(0);
-  ASSERT_GT(be->packed_weights_size(20, 30), 0u);
+  ASSERT_GT(be->packed_weights_size(20, 30, false), 0u);
   std::mt19937 rng(23);
   for (bool bf16 : {false, true}) {
     Product p = make(9, 20, 30, rng);
@@ -92,9 +93,9 @@ TEST(PackedMatmul, BackendPacksFp32AndBf16Weights) {
         std::memcpy(&p.W[i], &u, 4);
       }
     }
-    DeviceBuffer<float> panels(*be, be->packed_weights_size(p.N, p.K));
+    DeviceBuffer<float> panels(*be, be->packed_weights_size(p.N, p.K, false));
     be->pack_weights(panels.get(), bf16 ? nullptr : p.W.data(), bf16 ? bits.data() : nullptr, p.N,
-                     p.K);
+                     p.K, false);
     std::vector<float> C = p.C0;
     MatmulArgs a;
     a.M = p.M, a.N = p.N, a.K = p.K;

@@ -119,11 +119,14 @@ class Bf16Kernels : public ::testing::TestWithParam<std::string> {
     }
     const double grad_err = std::sqrt(diff / norm);
     // Summation order alone moves the loss by ~1e-9. In the gradients it can tip an element
-    // across a bf16 rounding step (a 4e-3 change) somewhere in the backward; on these tiny
-    // models (32 tokens) that shows as up to ~1e-3 in the adapters' gradients, less in a full
-    // model's, whose norm the head and embedding dominate.
+    // across a bf16 rounding step (a 4e-3 change) somewhere in the backward, and the change
+    // spreads through the layers below; on these tiny models (32 tokens) that shows as up to
+    // ~1e-3 in the adapters' gradients, less in a full model's, whose norm the head and
+    // embedding dominate. How many elements tip depends on the CPU's kernels: on an AMD EPYC
+    // with AVX512_BF16 (oneDNN avx512_core_bf16) the full models measured 3.9e-4 (gqa_untied),
+    // 6.4e-5 (llama3_rope) and 1.5e-7 (mha_tied), the adapters up to 8.1e-4.
     EXPECT_LT(loss_err, 1e-5);
-    EXPECT_LT(grad_err, lora ? 3e-3 : 1e-4);
+    EXPECT_LT(grad_err, lora ? 3e-3 : 1e-3);
     std::printf(
         "[ reached  ] %s%s: loss rel error %.1e, gradients |diff|/|ref| %.1e "
         "(worst element / largest %.1e)\n",

@@ -16,6 +16,7 @@
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/packed_matmul.h"
+#include "kernels/cpu/packed_matmul_bf16.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
@@ -59,17 +60,33 @@ class CpuBackend final : public Backend {
 
   void matmul(const MatmulArgs& a) override {
     if (a.B_packed && a.trans_b && !a.trans_a && a.alpha == 1.0f) {
-      cpu::matmul_packed(a.C, a.A, a.B_packed, a.M, a.N, a.K, a.lda, a.ldc, a.beta);
+      if (bf16_panels(a.bf16_operands))
+        cpu::matmul_packed_bf16(a.C, a.A, reinterpret_cast<const uint16_t*>(a.B_packed), a.M, a.N,
+                                a.K, a.lda, a.ldc, a.beta);
+      else
+        cpu::matmul_packed(a.C, a.A, a.B_packed, a.M, a.N, a.K, a.lda, a.ldc, a.beta);
       return;
     }
     mm_.run(a);
   }
   bool bf16_kernels() const override { return mm_.bf16_kernels(); }
-  size_t packed_weights_size(int64_t N, int64_t K) const override {
+  // bf16 products of packed weights run on bf16 dot products where the CPU has them and
+  // oneDNN's bf16 kernels are allowed (the same condition as bf16_kernels()): a 32-row
+  // decode step of the 56M model, products only, took X against Y ms on fp32 panels
+  // (bench/kernels/decode_products.cpp).
+  bool bf16_panels(bool bf16_operands) const {
+    return bf16_operands && mm_.bf16_kernels() && cpu::packed_bf16_products();
+  }
+  size_t packed_weights_size(int64_t N, int64_t K, bool bf16_operands) const override {
+    if (bf16_panels(bf16_operands)) return (cpu::packed_weights_bf16_size(N, K) + 1) / 2;
     return cpu::packed_weights_size(N, K);
   }
-  void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N,
-                    int64_t K) override {
+  void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N, int64_t K,
+                    bool bf16_operands) override {
+    if (bf16_panels(bf16_operands)) {
+      cpu::pack_weights_bf16(reinterpret_cast<uint16_t*>(panels), W, W16, N, K, K);
+      return;
+    }
     std::vector<float> wide;
     if (!W) {  // bf16 bits: widened (exactly) first
       wide.resize(size_t(N * K));

@@ -10,6 +10,7 @@
 #include "kernels/cpu/kernel_list.h"
 #include "kernels/cpu/matmul_bf16_weights.h"
 #include "kernels/cpu/packed_matmul.h"
+#include "kernels/cpu/packed_matmul_bf16.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
