@@ -72,8 +72,8 @@ class CpuBackend final : public Backend {
   bool bf16_kernels() const override { return mm_.bf16_kernels(); }
   // bf16 products of packed weights run on bf16 dot products where the CPU has them and
   // oneDNN's bf16 kernels are allowed (the same condition as bf16_kernels()): a 32-row
-  // decode step of the 56M model, products only, took X against Y ms on fp32 panels
-  // (bench/kernels/decode_products.cpp).
+  // decode step of the 56M model, products only, took 7.0 against 16.7 ms on fp32 panels
+  // (bench/kernels/decode_products.cpp, 2 cores of an AMD EPYC with AVX512_BF16).
   bool bf16_panels(bool bf16_operands) const {
     return bf16_operands && mm_.bf16_kernels() && cpu::packed_bf16_products();
   }
