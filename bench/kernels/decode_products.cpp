@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
   const int64_t C = c.hidden_size, I = c.intermediate_size, S = c.q_dim() + 2 * c.kv_dim();
   std::vector<Product> products;
   auto add = [&](int64_t n, int64_t k) {
-    Product p{n, k, std::vector<float>(size_t(n * k)), std::vector<uint16_t>(size_t(n * k)), {},
-              {}};
+    Product p{n,  k, std::vector<float>(size_t(n * k)), std::vector<uint16_t>(size_t(n * k)),
+              {}, {}};
     for (size_t i = 0; i < p.w16.size(); ++i) {
       p.w16[i] =
           uint16_t(0x3c00 + (i * 2654435761u >> 20) % 512);  // ~0.008..0.03, either sign below
@@ -88,8 +88,7 @@ int main(int argc, char** argv) {
   std::printf("%s: %zu products a step, %.1f MFLOP a row; best of 5 steps\n", argv[1],
               products.size(), flops_per_row / 1e6);
   constexpr int kWays = 6;
-  const bool ran[kWays] = {true, true, true, true, cpu::packed_bf16_products(),
-                           be->bf16_kernels()};
+  const bool ran[kWays] = {true, true, true, true, cpu::packed_bf16_products(), be->bf16_kernels()};
   std::printf("%6s %22s %22s %22s %22s %22s %22s\n", "rows", "fp32 (oneDNN)", "bf16 direct",
               "bf16 widen+oneDNN", "fp32 packed", "bf16 packed", "bf16 oneDNN");
   std::vector<float> wide(size_t(max_n * max_k));

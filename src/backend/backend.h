@@ -103,9 +103,7 @@ class Backend {
   // packed [N, K] weight takes, 0 where this backend does not pack (it then reads B).
   // bf16_operands: the products that read it will have MatmulArgs::bf16_operands set, so
   // the backend may pack for bf16 kernels (the CPU does where it has bf16 dot products).
-  virtual size_t packed_weights_size(int64_t N, int64_t K, bool bf16_operands) const {
-    return 0;
-  }
+  virtual size_t packed_weights_size(int64_t N, int64_t K, bool bf16_operands) const { return 0; }
   // Packs W [N, K] (fp32, or bf16 bits W16 when W is null) for MatmulArgs::B_packed.
   virtual void pack_weights(float* panels, const float* W, const uint16_t* W16, int64_t N,
                             int64_t K, bool bf16_operands) {}

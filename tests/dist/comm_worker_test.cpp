@@ -57,7 +57,8 @@ TEST(CommWorker, AFailedJobIsRethrownToTheWaiterAndLaterJobsAreDropped) {
 
 TEST(CommWorker, WaitingTimeIsCounted) {
   CommWorker w(make_communicator(60), true);
-  const auto t = w.submit([](Communicator&) { std::this_thread::sleep_for(std::chrono::milliseconds(30)); });
+  const auto t =
+      w.submit([](Communicator&) { std::this_thread::sleep_for(std::chrono::milliseconds(30)); });
   w.wait(t);
   EXPECT_GT(w.wait_seconds(), 0.0);  // blocked for part of the job, however short
   const double before = w.wait_seconds();

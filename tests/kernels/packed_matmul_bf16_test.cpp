@@ -44,8 +44,8 @@ std::vector<uint16_t> bits_of(const Product& p) {
 
 TEST(PackedMatmulBf16, EveryIsaMatchesTheDefinition) {
   std::mt19937 rng(31);
-  const int64_t shapes[][3] = {{1, 1, 1},    {1, 32, 8},   {5, 31, 13},   {12, 33, 37},
-                               {13, 65, 64}, {25, 5, 2},   {32, 48, 201}, {33, 40, 1376}};
+  const int64_t shapes[][3] = {{1, 1, 1},    {1, 32, 8}, {5, 31, 13},   {12, 33, 37},
+                               {13, 65, 64}, {25, 5, 2}, {32, 48, 201}, {33, 40, 1376}};
   for (const auto& s : shapes) {
     const Product p = make(s[0], s[1], s[2], rng);
     const std::vector<uint16_t> bits = bits_of(p);

@@ -51,7 +51,7 @@
     (float* C, const float* A, const float* panels, int64_t M, int64_t N, int64_t K, int64_t lda,  \
      int64_t ldc, float beta),                                                                     \
     (C, A, panels, M, N, K, lda, ldc, beta))                                                       \
-  X(bool, packed_bf16_products, (), ())                                                             \
+  X(bool, packed_bf16_products, (), ())                                                            \
   X(size_t, packed_weights_bf16_size, (int64_t N, int64_t K), (N, K))                              \
   X(void, pack_weights_bf16,                                                                       \
     (uint16_t * panels, const float* W32, const uint16_t* W16, int64_t N, int64_t K, int64_t ldw), \

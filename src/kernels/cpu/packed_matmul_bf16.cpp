@@ -33,9 +33,9 @@ inline uint32_t pair_at(const uint16_t* a, int64_t q) {
 #if LATHE_BF16_DOT
 template <int MR>
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void tile(float* C, const uint16_t* A,
-                                                                  const uint16_t* P, int64_t Q,
-                                                                  int64_t lda, int64_t ldc,
-                                                                  int64_t nr, float beta) {
+                                                                 const uint16_t* P, int64_t Q,
+                                                                 int64_t lda, int64_t ldc,
+                                                                 int64_t nr, float beta) {
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
@@ -86,8 +86,8 @@ void tile(float* C, const uint16_t* A, const uint16_t* P, int64_t Q, int64_t lda
 
 using TileFn = void (*)(float*, const uint16_t*, const uint16_t*, int64_t, int64_t, int64_t,
                         int64_t, float);
-constexpr TileFn kTiles[kRows + 1] = {nullptr,  tile<1>, tile<2>, tile<3>,  tile<4>,
-                                      tile<5>,  tile<6>, tile<7>, tile<8>,  tile<9>,
+constexpr TileFn kTiles[kRows + 1] = {nullptr,  tile<1>,  tile<2>, tile<3>, tile<4>,
+                                      tile<5>,  tile<6>,  tile<7>, tile<8>, tile<9>,
                                       tile<10>, tile<11>, tile<12>};
 
 }  // namespace
@@ -129,7 +129,8 @@ void matmul_packed_bf16(float* C, const float* A, const uint16_t* panels, int64_
   const int64_t Q = (K + 1) / 2, ldb = 2 * Q;
   thread_local std::vector<uint16_t> rows;
   rows.assign(size_t(M * ldb), 0);
-  for (int64_t m = 0; m < M; ++m) convert_f32_to_bf16(A + m * lda, rows.data() + m * ldb, size_t(K));
+  for (int64_t m = 0; m < M; ++m)
+    convert_f32_to_bf16(A + m * lda, rows.data() + m * ldb, size_t(K));
   // Panels outside, rows inside, as in packed_matmul.cpp: a panel (32 × K bf16, 32 KB for
   // K = 512) comes from memory once and is read from cache by every tile of rows.
   const int64_t count = (N + kPanel - 1) / kPanel;
