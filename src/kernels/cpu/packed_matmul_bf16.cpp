@@ -23,6 +23,7 @@ constexpr int64_t kPanel = 32;  // weight rows per panel: two 16-lane vectors
 // least 12 independent sums in flight: the tiles below keep 16 or more.
 constexpr int kRows = 12;
 
+#if LATHE_BF16_DOT
 // A row's pair (a[2q], a[2q+1]) as one 32-bit value, the lane VDPBF16PS broadcasts.
 inline uint32_t pair_at(const uint16_t* a, int64_t q) {
   uint32_t v;
@@ -30,7 +31,6 @@ inline uint32_t pair_at(const uint16_t* a, int64_t q) {
   return v;
 }
 
-#if LATHE_BF16_DOT
 template <int MR>
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void tile(float* C, const uint16_t* A,
                                                                  const uint16_t* P, int64_t Q,
