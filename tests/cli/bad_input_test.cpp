@@ -11,6 +11,7 @@
 #include <string>
 
 #include "model/golden.h"
+#include "sanitizers/address_sanitizer.h"
 #include "support/command.h"
 
 namespace fs = std::filesystem;
@@ -158,15 +159,6 @@ TEST(BadInput, ARunThatCannotFitRefusesBeforeLoadingWithTheNumbers) {
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(r.output.find("this run needs about"), std::string::npos) << r.output;
 }
-
-// GCC says __SANITIZE_ADDRESS__; clang says it through __has_feature.
-#if defined(__SANITIZE_ADDRESS__)
-#define LATHE_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LATHE_TEST_ASAN 1
-#endif
-#endif
 
 TEST(BadInput, ARunOverTheProcessMemoryLimitRefuses) {
 #if defined(LATHE_TEST_ASAN)

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "model/lora.h"
+#include "sanitizers/address_sanitizer.h"
 
 namespace lathe {
 namespace {
@@ -313,6 +314,12 @@ double process_baseline_mb() {
 
 void compare_with_bench(const std::string& what, const PlanInput& in,
                         const std::vector<std::string>& extra) {
+#if defined(LATHE_TEST_ASAN)
+  // AddressSanitizer's lathe holds freed memory in its quarantine (256 MiB by default) and
+  // pads every allocation with redzones, so its peak RSS is not the plan's to predict
+  // (measured: -20% for LoRA and QLoRA against the 15% bound).
+  GTEST_SKIP() << what << ": peak RSS under AddressSanitizer is not the plan's to predict";
+#endif
   const std::string cfg = std::string(LATHE_SOURCE_DIR) + "/configs/bench/llama-56m.json";
   std::vector<std::string> args = {LATHE_BINARY, "bench", "--model-config", cfg, "--batch",  "4",
                                    "--seq",      "256",   "--steps",        "1", "--warmup", "0"};
