@@ -20,7 +20,8 @@ constexpr int64_t kPanel = 32;  // weight rows per panel: two 16-lane vectors
 // Rows per tile: 12 rows × 2 vectors = 24 accumulators, plus the 2 panel vectors, in
 // AVX-512's 32 registers; the rows' pairs are broadcast from memory inside the dot
 // instruction. VDPBF16PS has a latency of 5-6 cycles at up to 2 per cycle, so it needs at
-// least 12 independent sums in flight: the tiles below keep 16 or more.
+// least 12 independent sums in flight: tiles of 6 rows or more keep that many, and the
+// rows are split over the fewest tiles (32 rows as 11, 11, 10).
 constexpr int kRows = 12;
 
 #if LATHE_BF16_DOT
